@@ -1,0 +1,5 @@
+import sys
+
+from latsep.cli import main
+
+sys.exit(main())

@@ -1,0 +1,37 @@
+"""Audio I/O: decode, mono, resample to 22,050 Hz, write; typed errors for bad input."""
+
+from latsep.models.audio.errors import (
+    AudioError,
+    AudioTooLong,
+    EmptyAudio,
+    NonFiniteAudio,
+    SilentAudio,
+    UndecodableAudio,
+)
+from latsep.models.audio.io import (
+    SAMPLE_RATE,
+    check_signal,
+    encode_audio,
+    load_audio,
+    probe_duration,
+    resample,
+    to_mono,
+    write_audio,
+)
+
+__all__ = [
+    "SAMPLE_RATE",
+    "AudioError",
+    "AudioTooLong",
+    "EmptyAudio",
+    "NonFiniteAudio",
+    "SilentAudio",
+    "UndecodableAudio",
+    "check_signal",
+    "encode_audio",
+    "load_audio",
+    "probe_duration",
+    "resample",
+    "to_mono",
+    "write_audio",
+]

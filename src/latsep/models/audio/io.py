@@ -1,0 +1,141 @@
+"""Audio in and out: decode what libsndfile reads, mono, resample with soxr, write wav/flac.
+
+Everything is float32 mono at `SAMPLE_RATE` once loaded; shapes use L for samples.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from latsep.models.audio.errors import (
+    AudioTooLong,
+    EmptyAudio,
+    NonFiniteAudio,
+    SilentAudio,
+    UndecodableAudio,
+)
+
+SAMPLE_RATE = 22_050
+# A day of audio: anything longer is a mistake or an attack, whatever the caller's own limit.
+ABSURD_SECONDS = 24 * 3600.0
+
+AudioSource = str | Path | bytes | BinaryIO
+Subtype = Literal["PCM_16", "PCM_24", "FLOAT"]
+Format = Literal["wav", "flac"]
+
+
+def probe_duration(source: AudioSource) -> float:
+    """Seconds of audio according to the file header, without decoding the samples."""
+    try:
+        info = sf.info(_as_file(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+
+
+def load_audio(
+    source: AudioSource,
+    *,
+    sample_rate: int = SAMPLE_RATE,
+    max_seconds: float | None = None,
+    allow_silent: bool = False,
+) -> np.ndarray:
+    """Decode `source` to float32 mono at `sample_rate`, shape (L,).
+
+    Raises a subclass of AudioError for anything unusable: undecodable bytes, no samples,
+    all zeros (unless `allow_silent`), NaN/inf, or longer than `max_seconds` (checked from
+    the header before decoding, so a huge file costs nothing).
+    """
+    limit = min(max_seconds, ABSURD_SECONDS) if max_seconds is not None else ABSURD_SECONDS
+    try:
+        with sf.SoundFile(_as_file(source)) as f:
+            native_rate = f.samplerate
+            if f.frames > 0 and f.frames / native_rate > limit:
+                raise AudioTooLong(
+                    f"audio is {f.frames / native_rate:.1f} s long; the limit is {limit:.1f} s"
+                )
+            data = f.read(dtype="float32", always_2d=True)  # (L, channels)
+    except AudioTooLong:
+        raise
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+    if data.shape[0] == 0:
+        raise EmptyAudio("the audio file holds no samples")
+    mono = to_mono(data)
+    check_signal(mono, allow_silent=allow_silent)
+    return resample(mono, native_rate, sample_rate)
+
+
+def check_signal(audio: np.ndarray, *, allow_silent: bool = False) -> None:
+    """Raise if `audio` is empty, non-finite or (unless allowed) all zeros."""
+    if audio.size == 0:
+        raise EmptyAudio("the audio holds no samples")
+    if not np.isfinite(audio).all():
+        raise NonFiniteAudio("the audio holds NaN or infinite samples")
+    if not allow_silent and not np.any(audio):
+        raise SilentAudio("the audio is digital silence: every sample is zero")
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """(L,) or (L, channels) -> (L,) float32, the mean of the channels."""
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    return data.mean(axis=1, dtype=np.float32)
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Resample (L,) float32 with soxr's high-quality filter; a no-op at equal rates."""
+    if rate_in == rate_out:
+        return audio.astype(np.float32, copy=False)
+    return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def write_audio(
+    dest: str | Path | BinaryIO,
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    format: Format = "wav",
+    subtype: Subtype = "PCM_16",
+) -> None:
+    """Write mono (L,) or multichannel (L, channels) float audio as wav or flac.
+
+    FLAC holds integers only, so FLOAT is refused there rather than silently changed.
+    Integer subtypes clip to [-1, 1] (libsndfile's behaviour) instead of wrapping.
+    """
+    if format == "flac" and subtype == "FLOAT":
+        raise ValueError("FLAC stores 16- or 24-bit integers; use wav for float samples")
+    check_signal(np.asarray(audio), allow_silent=True)
+    sf.write(dest, audio, sample_rate, format=format.upper(), subtype=subtype)
+
+
+def encode_audio(
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    *,
+    format: Format = "wav",
+    subtype: Subtype = "PCM_16",
+) -> bytes:
+    """`write_audio` into bytes, for HTTP responses and Redis values."""
+    buffer = io.BytesIO()
+    write_audio(buffer, audio, sample_rate, format=format, subtype=subtype)
+    return buffer.getvalue()
+
+
+def _as_file(source: AudioSource) -> str | BinaryIO:
+    if isinstance(source, bytes | bytearray):
+        return io.BytesIO(source)
+    if isinstance(source, Path):
+        return str(source)
+    return source
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__

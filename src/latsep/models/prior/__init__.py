@@ -1,0 +1,5 @@
+"""Autoregressive priors over codec tokens."""
+
+from latsep.models.prior.protocol import Prior
+
+__all__ = ["Prior"]
