@@ -26,6 +26,11 @@ class CodecConfig:
     dilations: tuple[int, ...] = (1, 3, 9, 27)  # one residual unit per dilation, per stage
     ema_decay: float = 0.99
     dead_code_threshold: float = 1.0  # restart codes whose EMA usage falls below this
+    # Fixed gain at the encoder's input (undone at the decoder's output). Stems sit near
+    # −20 dBFS (RMS ≈ 0.1); at that scale the default init learns ~10× slower (measured:
+    # normalised L2 0.30 vs 0.018 after 150 steps). A constant keeps the codec linear in
+    # level, so "code of the mean" stays meaningful.
+    input_gain: float = 10.0
 
     def __post_init__(self) -> None:
         if self.num_tokens < 2:

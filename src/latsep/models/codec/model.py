@@ -69,7 +69,7 @@ class Codec(nn.Module):
     def embed(self, audio: torch.Tensor, *, bf16: bool = False) -> torch.Tensor:
         """Continuous latents of audio (B, L) → (B, D, T), fp32."""
         with _autocast(bf16, audio.device):
-            latent = self.encoder(self.pad(audio)[:, None, :])
+            latent = self.encoder(self.config.input_gain * self.pad(audio)[:, None, :])
         return latent.float()
 
     def encode(self, audio: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ class Codec(nn.Module):
         """Audio of codewords (B, D, T) → (B, T · hop), fp32."""
         with _autocast(bf16, quantized.device):
             audio = self.decoder(quantized)
-        return audio.float()[:, 0, :]
+        return audio.float()[:, 0, :] / self.config.input_gain
 
     def forward(self, audio: torch.Tensor, *, bf16: bool = False) -> CodecOutput:
         """Encode, quantise (updating the EMA codebook in training mode) and decode."""

@@ -1,0 +1,101 @@
+"""`latsep separate`: separate a local file without HTTP or Redis; stems land in a folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "separate",
+        help="separate a local audio file into DIR/<source>.wav",
+        description="Run one separation in this process (the worker's pipeline) and print a "
+        "JSON summary. Stems are float32 WAV at the bundle's rate and sum to the mixture "
+        "with --consistency wiener.",
+    )
+    parser.add_argument("file", type=Path, help="the mixture (a plain sum of the sources)")
+    parser.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--sources", default=None, help="comma-separated, e.g. bass,drums")
+    parser.add_argument(
+        "--bundle", action="append", type=Path, default=None, help="bundle dir (repeatable)"
+    )
+    parser.add_argument("--num-candidates", type=int, default=None)
+    parser.add_argument("--search", choices=("sample", "beam"), default="sample")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--consistency", choices=("wiener", "none"), default="wiener")
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="SOURCE=PATH",
+        help="true stem of SOURCE, to print SDR/SI-SDR (repeat for every source)",
+    )
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda (default LATSEP_DEVICE)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latsep.models.audio import AudioError, write_audio
+    from latsep.models.bundle import BundleError
+    from latsep.service.store import SeparationOptions
+    from latsep.settings import expand_bundle_paths, get_settings
+    from latsep.worker import pipeline
+    from latsep.worker.engine import Engine, UnservableRequest
+
+    settings = get_settings()
+    paths = expand_bundle_paths(args.bundle) if args.bundle else settings.bundle_paths()
+    if not paths:
+        print("no bundle: pass --bundle or set LATSEP_BUNDLES", file=sys.stderr)
+        return 2
+    references = {}
+    for item in args.reference:
+        source, sep, path = item.partition("=")
+        if not sep:
+            print(f"--reference wants SOURCE=PATH, got {item!r}", file=sys.stderr)
+            return 2
+        references[source] = Path(path)
+    try:
+        options = SeparationOptions(
+            num_candidates=args.num_candidates or settings.default_num_candidates,
+            search=args.search,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            seed=args.seed,
+            consistency=args.consistency,
+        )
+    except ValueError as exc:
+        print(f"bad option: {exc}", file=sys.stderr)
+        return 2
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    try:
+        engine = Engine.load(paths, device=args.device or settings.device)
+    except (BundleError, OSError) as exc:
+        print(f"error: cannot load bundles: {exc}", file=sys.stderr)
+        return 2
+    sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
+    try:
+        outcome = pipeline.run(
+            engine, args.method, sources, args.file, options, references=references
+        )
+    except (AudioError, UnservableRequest, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for source, audio in outcome.stems.items():
+        path = args.out / f"{source}.wav"
+        write_audio(path, audio, outcome.result.sample_rate, format="wav", subtype="FLOAT")
+        files[source] = str(path)
+    summary = {"method": args.method, "options": options.model_dump(), "files": files}
+    summary.update(outcome.result.model_dump(mode="json"))
+    print(json.dumps(summary, indent=2))
+    return 0

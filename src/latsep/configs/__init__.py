@@ -1,0 +1,1 @@
+"""Shipped training configs (package data): tiny.toml, default.toml."""

@@ -1,0 +1,23 @@
+"""Bundles: a trained codec, priors and count tables as data (manifest + safetensors)."""
+
+from latsep.models.bundle.bundle import Bundle
+from latsep.models.bundle.collection import find_bundles, load_bundles
+from latsep.models.bundle.manifest import (
+    ALL_METHODS,
+    FORMAT_VERSION,
+    METHODS_BY_KIND,
+    BundleError,
+)
+from latsep.models.bundle.store import load_bundle, save_bundle
+
+__all__ = [
+    "ALL_METHODS",
+    "FORMAT_VERSION",
+    "METHODS_BY_KIND",
+    "Bundle",
+    "BundleError",
+    "find_bundles",
+    "load_bundle",
+    "load_bundles",
+    "save_bundle",
+]

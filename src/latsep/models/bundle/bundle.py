@@ -1,0 +1,178 @@
+"""A loaded bundle: codec, one prior per source, and likelihoods built from stored counts."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from latsep.models.bundle.manifest import BundleError, split_table_name
+from latsep.models.codec import Codec
+from latsep.models.likelihood import (
+    ChainLikelihood,
+    CountLikelihood,
+    GaussianLikelihood,
+    MarginalLikelihood,
+)
+from latsep.models.prior.transformer import TransformerPrior
+
+Levels = list[tuple[torch.Tensor, torch.Tensor]]
+TWO_SOURCE_METHODS = ("lass", "lqvae", "hybrid")
+
+
+class Bundle:
+    """Everything one worker needs to serve this bundle's methods. Built by load_bundle."""
+
+    def __init__(
+        self,
+        root: Path,
+        manifest: dict[str, Any],
+        codec: Codec,
+        priors: dict[str, TransformerPrior],
+        tables: dict[str, Levels],
+        device: torch.device,
+    ) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.codec = codec
+        self._priors = priors
+        self._tables = tables
+        self.device = device
+        self._cache: dict[tuple[str, tuple[str, ...], float], Any] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.root.name))
+
+    @property
+    def codec_kind(self) -> str:
+        return str(self.manifest["codec"]["kind"])
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.manifest["sources"])
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.manifest["methods"])
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.manifest["sample_rate"])
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.manifest["hop_length"])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.manifest["num_tokens"])
+
+    @property
+    def default_smoothing(self) -> float:
+        return float(self.manifest.get("likelihood", {}).get("default_smoothing", 0.0))
+
+    def prior(self, source: str) -> TransformerPrior:
+        if source not in self._priors:
+            raise BundleError(f"bundle {self.name} has no prior for {source!r}; has {self.sources}")
+        return self._priors[source]
+
+    def source_sets(self, method: str) -> tuple[tuple[str, ...], ...]:
+        """The ordered source tuples this bundle can serve `method` for."""
+        self._check_method(method)
+        pairs = [s for kind, s in self._table_keys() if kind == "lass"]
+        if method == "lqvae":
+            return tuple(itertools.combinations(self.sources, 2))
+        if method in ("lass", "hybrid"):
+            return tuple(pairs)
+        kind = "chain" if method == "mlass-bp" else "marginal"
+        return tuple(pairs) + tuple(s for k, s in self._table_keys() if k == kind)
+
+    def max_sources(self, method: str) -> int:
+        return max(len(s) for s in self.source_sets(method))
+
+    def canonical_order(self, method: str, sources: Sequence[str]) -> tuple[str, ...]:
+        """The stored order of this set of sources (feed priors in this order if you can)."""
+        wanted = set(sources)
+        for stored in self.source_sets(method):
+            if set(stored) == wanted and len(stored) == len(sources):
+                return stored
+        raise BundleError(
+            f"bundle {self.name} cannot serve {method} for sources {tuple(sources)}; it serves "
+            f"{[list(s) for s in self.source_sets(method)]}"
+        )
+
+    def likelihood(
+        self, method: str, sources: Sequence[str], smoothing: float | None = None
+    ) -> Any:
+        """The engine's likelihood object for `method` with sources in the given order."""
+        sources = tuple(sources)
+        stored = self.canonical_order(method, sources)
+        s = self.default_smoothing if smoothing is None else float(smoothing)
+        key = (method, sources, s)
+        if key not in self._cache:
+            self._cache[key] = self._build(method, sources, stored, s)
+        return self._cache[key]
+
+    def _build(
+        self, method: str, sources: tuple[str, ...], stored: tuple[str, ...], smoothing: float
+    ) -> Any:
+        k = self.num_tokens
+        if method == "lqvae":
+            sigma = float(self.manifest["likelihood"]["gaussian_sigma"])
+            return GaussianLikelihood(self.codec.codebook.detach().cpu(), sigma)
+        if len(sources) == 2:
+            indices, counts = self._tables["lass:" + "+".join(stored)][0]
+            if sources != stored:
+                indices = indices[[1, 0, 2]]  # swap z1 and z2
+            if method in ("lass", "hybrid"):
+                return CountLikelihood.from_sparse(indices, counts, k, smoothing)
+            if method == "mlass-bp":
+                return ChainLikelihood.from_sparse([indices], [counts], k, smoothing)
+            # p(y | z_i) from the pair table: sum out the other source.
+            marginal = torch.cat(
+                [
+                    torch.stack([torch.zeros_like(indices[0]), indices[0], indices[2]]),
+                    torch.stack([torch.ones_like(indices[1]), indices[1], indices[2]]),
+                ],
+                dim=1,
+            )
+            return MarginalLikelihood.from_sparse(
+                marginal, torch.cat([counts, counts]), 2, k, smoothing
+            )
+        if method == "mlass-pe":
+            indices, counts = self._tables["marginal:" + "+".join(stored)][0]
+            position = torch.tensor([sources.index(name) for name in stored])
+            indices = torch.stack([position[indices[0]], indices[1], indices[2]])
+            return MarginalLikelihood.from_sparse(indices, counts, len(sources), k, smoothing)
+        levels = self._tables["chain:" + "+".join(stored)]
+        if sources[2:] != stored[2:]:
+            raise BundleError(
+                f"mlass-bp's chain of bundle {self.name} is stored for the order {stored}: the "
+                f"partial means fix every position after the first two; reorder to that order"
+            )
+        if sources[:2] != stored[:2]:
+            first, first_counts = levels[0]
+            levels = [(first[[1, 0, 2]], first_counts), *levels[1:]]
+        return ChainLikelihood.from_sparse(
+            [i for i, _ in levels], [c for _, c in levels], k, smoothing
+        )
+
+    def _table_keys(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [split_table_name(name) for name in self.manifest["tables"]]
+
+    def _check_method(self, method: str) -> None:
+        if method not in self.methods:
+            raise BundleError(
+                f"bundle {self.name} ({self.codec_kind} codec) does not serve {method!r}; it "
+                f"serves {list(self.methods)}"
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"Bundle({self.name!r}, kind={self.codec_kind}, sources={self.sources}, "
+            f"methods={self.methods}, K={self.num_tokens}, hop={self.hop_length})"
+        )

@@ -1,0 +1,121 @@
+"""The bundle manifest: format constants, what each codec kind serves, and validation.
+
+A bundle is data, not code: manifest.json plus safetensors files, each listed with
+its sha256 so a truncated, swapped or tampered file is refused at load time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+FORMAT = "latsep-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CODEC_FILE = "codec.safetensors"
+DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
+
+# Which separation methods a codec kind can serve, given the tables it carries.
+METHODS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "plain": ("lass", "mlass-bp", "mlass-pe"),
+    "lq": ("lqvae", "hybrid"),
+}
+ALL_METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
+TABLE_KINDS = ("lass", "chain", "marginal")
+
+
+class BundleError(Exception):
+    """A bundle that is missing, corrupt, or does not match what the caller needs."""
+
+
+def prior_file(source: str) -> str:
+    return f"prior-{source}.safetensors"
+
+
+def table_file(name: str) -> str:
+    kind, sources = split_table_name(name)
+    return f"tables/{kind}-{'+'.join(sources)}.safetensors"
+
+
+def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
+    """ "lass:bass+drums" → ("lass", ("bass", "drums"))."""
+    kind, sep, rest = name.partition(":")
+    sources = tuple(rest.split("+")) if rest else ()
+    if not sep or kind not in TABLE_KINDS or len(sources) < 2 or "" in sources:
+        raise BundleError(f"malformed table name {name!r}")
+    return kind, sources
+
+
+def served_methods(kind: str, table_names: list[str]) -> tuple[str, ...]:
+    """The methods a bundle of codec `kind` with these tables can serve."""
+    has_pair = any(split_table_name(n)[0] == "lass" for n in table_names)
+    methods = []
+    for method in METHODS_BY_KIND[kind]:
+        if method == "lqvae" or has_pair:
+            methods.append(method)
+    return tuple(methods)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> None:
+    """Structural checks and file hashes; raises BundleError with the first problem found."""
+    where = f"bundle {root}"
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: manifest.json is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{where}: not a latsep bundle (format {manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: format_version {version!r} is not supported (this latsep reads "
+            f"version {FORMAT_VERSION}); retrain or convert the bundle"
+        )
+    for key in ("sample_rate", "hop_length", "num_tokens", "sources", "codec", "priors",
+                "tables", "methods", "files"):  # fmt: skip
+        if key not in manifest:
+            raise BundleError(f"{where}: manifest has no {key!r}")
+    if sample_rate is not None and manifest["sample_rate"] != sample_rate:
+        raise BundleError(
+            f"{where}: sample rate {manifest['sample_rate']} Hz, expected {sample_rate} Hz"
+        )
+    kind = manifest["codec"].get("kind")
+    if kind not in METHODS_BY_KIND:
+        raise BundleError(f"{where}: unknown codec kind {kind!r}")
+    sources = manifest["sources"]
+    if not isinstance(sources, list) or len(sources) < 2 or len(set(sources)) != len(sources):
+        raise BundleError(f"{where}: sources must be a list of at least two distinct names")
+    if set(manifest["priors"]) != set(sources):
+        raise BundleError(f"{where}: priors {sorted(manifest['priors'])} != sources {sources}")
+    for name in manifest["tables"]:
+        _, table_sources = split_table_name(name)
+        if not set(table_sources) <= set(sources):
+            raise BundleError(f"{where}: table {name!r} names a source the bundle lacks")
+    expected = served_methods(kind, list(manifest["tables"]))
+    unknown = set(manifest["methods"]) - set(expected)
+    if unknown:
+        raise BundleError(
+            f"{where}: claims methods {sorted(unknown)} that a {kind!r} codec with tables "
+            f"{sorted(manifest['tables'])} cannot serve"
+        )
+    needed = {CODEC_FILE, *(prior_file(s) for s in sources)}
+    needed |= {table_file(n) for n in manifest["tables"]}
+    files = manifest["files"]
+    missing_entries = needed - set(files)
+    if missing_entries:
+        raise BundleError(f"{where}: manifest lists no hash for {sorted(missing_entries)}")
+    for relative, digest in files.items():
+        path = root / relative
+        if ".." in Path(relative).parts or Path(relative).is_absolute():
+            raise BundleError(f"{where}: file path {relative!r} leaves the bundle")
+        if not path.is_file():
+            raise BundleError(f"{where}: missing file {relative}")
+        if sha256_of(path) != digest:
+            raise BundleError(f"{where}: {relative} does not match its sha256 (corrupt or edited)")

@@ -1,0 +1,202 @@
+"""Write a bundle directory atomically, and load + validate one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from latsep.models.bundle.bundle import Bundle
+from latsep.models.bundle.manifest import (
+    CODEC_FILE,
+    DEFAULT_SMOOTHING,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    BundleError,
+    prior_file,
+    served_methods,
+    sha256_of,
+    split_table_name,
+    table_file,
+    validate_manifest,
+)
+from latsep.models.bundle.tables import COO, load_table, save_table
+from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
+from latsep.models.prior.transformer import PriorConfig, TransformerPrior
+
+
+def save_bundle(
+    path: str | Path,
+    *,
+    codec: Codec,
+    codec_kind: str,
+    priors: Mapping[str, TransformerPrior],
+    tables: Mapping[str, list[COO]],
+    gaussian_sigma: float | None = None,
+    name: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    quality: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a bundle directory; returns its path. Sources are the priors' keys, in order."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    sources = list(priors)
+    k = codec.num_tokens
+    if codec_kind == "lq" and gaussian_sigma is None:
+        raise ValueError("an lq bundle needs gaussian_sigma for the lqvae method")
+    for source, prior in priors.items():
+        if prior.num_tokens != k:
+            raise ValueError(f"prior {source!r} has K={prior.num_tokens}, codec K={k}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        _save_module(staging / CODEC_FILE, codec)
+        for source, prior in priors.items():
+            _save_module(staging / prior_file(source), prior)
+        table_entries = {}
+        for table_name, levels in tables.items():
+            kind, table_sources = split_table_name(table_name)
+            save_table(staging / table_file(table_name), levels)
+            table_entries[table_name] = {
+                "file": table_file(table_name),
+                "levels": len(levels),
+                "shape": [len(table_sources) if kind == "marginal" else k, k, k],
+                "nnz": [int(c.shape[0]) for _, c in levels],
+                "total": [int(c.sum()) for _, c in levels],
+            }
+        files = sorted(
+            str(p.relative_to(staging)) for p in staging.rglob("*.safetensors") if p.is_file()
+        )
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name or path.name,
+            "sample_rate": codec.sample_rate,
+            "hop_length": codec.hop_length,
+            "num_tokens": k,
+            "sources": sources,
+            "codec": {"kind": codec_kind, "config": codec.config.to_dict(), "file": CODEC_FILE},
+            "priors": {
+                s: {"config": p.config.to_dict(), "file": prior_file(s)} for s, p in priors.items()
+            },
+            "tables": table_entries,
+            "likelihood": {
+                "gaussian_sigma": gaussian_sigma,
+                "default_smoothing": DEFAULT_SMOOTHING,
+            },
+            "methods": list(served_methods(codec_kind, list(tables))),
+            "provenance": dict(provenance or {}),
+            "quality": dict(quality or {}),
+            "files": {f: sha256_of(staging / f) for f in files},
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        _make_readable(staging)  # mkdtemp gives 0700; a service user must read the bundle
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def load_bundle(
+    path: str | Path, device: str | torch.device = "auto", *, sample_rate: int = SAMPLE_RATE
+) -> Bundle:
+    """Load and validate a bundle; BundleError says what is wrong with a bad one."""
+    root = Path(path)
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle {root}: no {MANIFEST} (not a bundle directory?)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from exc
+    validate_manifest(manifest, root, sample_rate=sample_rate)
+    device = _resolve(device)
+    try:
+        codec_config = CodecConfig.from_dict(manifest["codec"]["config"])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"bundle {root}: bad codec config ({exc})") from exc
+    if codec_config.num_tokens != manifest["num_tokens"]:
+        raise BundleError(
+            f"bundle {root}: codec K={codec_config.num_tokens} but manifest K="
+            f"{manifest['num_tokens']}"
+        )
+    if codec_config.hop_length != manifest["hop_length"]:
+        raise BundleError(f"bundle {root}: codec hop differs from the manifest's hop_length")
+    if codec_config.sample_rate != manifest["sample_rate"]:
+        raise BundleError(f"bundle {root}: codec sample rate differs from the manifest's")
+    codec = Codec(codec_config)
+    _load_module(root / CODEC_FILE, codec)
+    codec = codec.to(device).eval()
+    priors = {}
+    for source in manifest["sources"]:
+        entry = manifest["priors"][source]
+        try:
+            prior_config = PriorConfig.from_dict(entry["config"])
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"bundle {root}: bad prior config for {source!r} ({exc})") from exc
+        if prior_config.num_tokens != codec_config.num_tokens:
+            raise BundleError(
+                f"bundle {root}: prior {source!r} has K={prior_config.num_tokens}, codec "
+                f"K={codec_config.num_tokens}"
+            )
+        prior = TransformerPrior(prior_config)
+        _load_module(root / prior_file(source), prior)
+        priors[source] = prior.to(device).eval()
+    tables = {}
+    for table_name, entry in manifest["tables"].items():
+        kind, table_sources = split_table_name(table_name)
+        levels = len(table_sources) - 1 if kind == "chain" else 1
+        if entry.get("levels") != levels:
+            raise BundleError(f"bundle {root}: table {table_name} should have {levels} levels")
+        k = codec_config.num_tokens
+        shape = (len(table_sources) if kind == "marginal" else k, k, k)
+        tables[table_name] = load_table(root / table_file(table_name), shape, levels)
+    if "lqvae" in manifest["methods"]:
+        sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
+        if not isinstance(sigma, int | float) or not sigma > 0:
+            raise BundleError(f"bundle {root}: lqvae needs a positive likelihood.gaussian_sigma")
+    return Bundle(root, manifest, codec, priors, tables, device)
+
+
+def _make_readable(root: Path) -> None:
+    root.chmod(0o755)
+    for path in root.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def _save_module(path: Path, module: nn.Module) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    save_file(tensors, str(path))
+
+
+def _load_module(path: Path, module: nn.Module) -> None:
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{path}: unreadable weights ({exc})") from exc
+    try:
+        module.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[:3]
+        raise BundleError(f"{path}: weights do not fit the config: {' '.join(first)}") from exc
+
+
+def _resolve(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -1,0 +1,19 @@
+"""Likelihoods p(mixture token | source tokens), built from raw counts or a codebook."""
+
+from latsep.models.likelihood.chain import ChainLikelihood
+from latsep.models.likelihood.count import CountLikelihood
+from latsep.models.likelihood.count_table import CountTable, SparseCounts
+from latsep.models.likelihood.gaussian import GaussianLikelihood, nearest_midpoints
+from latsep.models.likelihood.marginal import MarginalLikelihood
+from latsep.models.likelihood.pair_slice import PairSlice
+
+__all__ = [
+    "ChainLikelihood",
+    "CountLikelihood",
+    "CountTable",
+    "GaussianLikelihood",
+    "MarginalLikelihood",
+    "PairSlice",
+    "SparseCounts",
+    "nearest_midpoints",
+]

@@ -1,0 +1,53 @@
+"""LASS's discrete likelihood p(y | z1, z2) from a K×K×K count table (`lass`, `hybrid`)."""
+
+from __future__ import annotations
+
+import torch
+
+from latsep.models.likelihood.count_table import CountTable, SparseCounts, as_sparse_counts
+from latsep.models.likelihood.pair_slice import PairSlice
+
+
+class CountLikelihood:
+    """p(y | z1, z2) = (c[z1, z2, y] + s) / (Σ_y' c[z1, z2, y'] + K·s); index order [z1, z2, y].
+
+    `counts` are raw counts: a dense (K, K, K) tensor/array, or `SparseCounts` (use
+    `from_sparse` for the COO form the count builder writes). Pairs never seen with
+    smoothing 0 are impossible (probability 0 for every y).
+    """
+
+    num_sources = 2
+
+    def __init__(self, counts: object, smoothing: float = 0.0) -> None:
+        self.table = CountTable(as_sparse_counts(counts), smoothing)
+
+    @classmethod
+    def from_dense(cls, counts: object, smoothing: float = 0.0) -> CountLikelihood:
+        return cls(counts, smoothing)
+
+    @classmethod
+    def from_sparse(
+        cls, indices: torch.Tensor, counts: torch.Tensor, num_tokens: int, smoothing: float = 0.0
+    ) -> CountLikelihood:
+        """indices (3, nnz) rows [z1, z2, y]; counts (nnz,); duplicates are summed."""
+        return cls(SparseCounts(indices, counts, num_tokens), smoothing)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.table.num_tokens
+
+    @property
+    def smoothing(self) -> float:
+        return self.table.smoothing
+
+    def log_prob(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """log p(y | z1, z2), float64, -inf for impossible tuples."""
+        return self.table.prob(z1, z2, y).log()
+
+    def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
+        """p(targets[c] | a, b)^weight per row c; targets (C,)."""
+        return self.table.pair_slice(targets, weight)
+
+    def dense(self) -> torch.Tensor:
+        """p(y | z1, z2) as (K, K, K) [z1, z2, y]; small K only."""
+        return self.table.dense()

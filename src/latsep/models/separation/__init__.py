@@ -1,0 +1,25 @@
+"""The separation engine: per-step exact samplers, beam search, long-audio pipeline."""
+
+from latsep.models.separation.codec import Codec
+from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
+from latsep.models.separation.engine import METHODS, PAIR_METHODS, separate
+from latsep.models.separation.pipeline import (
+    WaveformSeparation,
+    prior_context,
+    separate_waveform,
+)
+from latsep.models.separation.result import Separation
+
+__all__ = [
+    "METHODS",
+    "PAIR_METHODS",
+    "Codec",
+    "Separation",
+    "WaveformSeparation",
+    "mixture_error",
+    "prior_context",
+    "separate",
+    "separate_waveform",
+    "si_sdr",
+    "wiener_stems",
+]

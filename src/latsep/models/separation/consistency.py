@@ -1,0 +1,65 @@
+"""Mixture consistency: ranking candidates, Wiener-style stems, and SI-SDR for the oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+_EPS = 1e-12
+
+
+def mixture_error(mixture: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+    """‖y - Σ_i x̂_i‖² / ‖y‖² per candidate; mixture (L,), estimates (C, N, L) -> (C,)."""
+    residual = mixture[None, :] - estimates.sum(1)  # (C, L)
+    return (residual**2).sum(1) / ((mixture**2).sum() + _EPS)
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Scale-invariant SDR in dB over the last axis (broadcasting)."""
+    reference = reference - reference.mean(-1, keepdims=True)
+    estimate = estimate - estimate.mean(-1, keepdims=True)
+    scale = (estimate * reference).sum(-1, keepdims=True) / (
+        (reference**2).sum(-1, keepdims=True) + _EPS
+    )
+    target = scale * reference
+    noise = estimate - target
+    return 10 * np.log10(((target**2).sum(-1) + _EPS) / ((noise**2).sum(-1) + _EPS))
+
+
+def wiener_stems(
+    mixture: np.ndarray, estimates: np.ndarray, n_fft: int = 1024, hop_length: int = 256
+) -> np.ndarray:
+    """Stems that sum to the mixture: soft masks from the estimates applied to the mixture.
+
+    M_i = |X̂_i|² / Σ_j |X̂_j|² on an STFT (uniform 1/N where every estimate is silent), stems
+    = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so Σ_i stems = y up to
+    float error, and the stems keep the mixture's phase and detail. mixture (L,),
+    estimates (N, L) -> (N, L) float32.
+    """
+    n, length = estimates.shape
+    if length < n_fft:  # short clips: the largest power-of-two frame that fits
+        n_fft = max(4, 1 << (max(length, 4).bit_length() - 1))
+        hop_length = max(1, n_fft // 4)
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+
+    def stft(x: torch.Tensor) -> torch.Tensor:
+        return torch.stft(
+            x,
+            n_fft,
+            hop_length,
+            window=window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+
+    y = torch.from_numpy(np.asarray(mixture, dtype=np.float64))
+    x = torch.from_numpy(np.asarray(estimates, dtype=np.float64))
+    mixture_spec = stft(y)  # (F, frames)
+    power = stft(x).abs() ** 2  # (N, F, frames)
+    total = power.sum(0, keepdim=True)
+    masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
+    stems = torch.istft(
+        masks * mixture_spec[None], n_fft, hop_length, window=window, center=True, length=length
+    )
+    return stems.numpy().astype(np.float32)

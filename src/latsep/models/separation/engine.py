@@ -1,0 +1,264 @@
+"""separate(): one entry point for the five methods over one token sequence.
+
+Scores (Separation.log_scores) are Σ_t [Σ_i log p_i(z_i | history) + w·log L(y_t | z)] with
+the untempered, unpruned prior log-probs; temperature and top_k only shape what is drawn.
+For mlass-bp, L is taken along the sampled hidden partial-mixture tokens; for mlass-pe it is
+Π_i p(y | z_i). A fallback step (every tuple impossible) contributes only the priors' terms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from latsep.models.likelihood.chain import ChainLikelihood
+from latsep.models.likelihood.count import CountLikelihood
+from latsep.models.likelihood.gaussian import GaussianLikelihood
+from latsep.models.likelihood.marginal import MarginalLikelihood
+from latsep.models.prior.protocol import Prior
+from latsep.models.separation.beam import Beams, beam_search
+from latsep.models.separation.result import Separation
+from latsep.models.separation.samplers import (
+    ChainSampler,
+    MarginalSampler,
+    PairSampler,
+    StepSampler,
+)
+from latsep.models.separation.weights import prior_weights
+
+# method -> the likelihood class it needs
+METHODS: dict[str, type] = {
+    "lass": CountLikelihood,
+    "hybrid": CountLikelihood,
+    "lqvae": GaussianLikelihood,
+    "mlass-bp": ChainLikelihood,
+    "mlass-pe": MarginalLikelihood,
+}
+PAIR_METHODS = frozenset({"lass", "hybrid", "lqvae"})
+SEARCHES = ("sample", "beam")
+
+
+def _validate(
+    method: str,
+    priors: Sequence[Prior],
+    likelihood: object,
+    mixture_tokens: torch.Tensor,
+    search: str,
+    num_candidates: int,
+    temperature: float,
+    top_k: int | None,
+    likelihood_weight: float,
+) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)}")
+    expected = METHODS[method]
+    if not isinstance(likelihood, expected):
+        raise ValueError(
+            f"method {method!r} needs a {expected.__name__}, got {type(likelihood).__name__}"
+        )
+    n_sources = 2 if method in PAIR_METHODS else likelihood.num_sources  # type: ignore[attr-defined]
+    if len(priors) != n_sources or n_sources < 2:
+        raise ValueError(
+            f"method {method!r} with this likelihood separates {n_sources} sources; "
+            f"got {len(priors)} priors"
+        )
+    k = likelihood.num_tokens  # type: ignore[attr-defined]
+    for i, prior in enumerate(priors):
+        if prior.num_tokens != k:
+            raise ValueError(f"prior {i} predicts {prior.num_tokens} codes; likelihood has {k}")
+    if mixture_tokens.dim() != 1 or mixture_tokens.dtype != torch.long:
+        raise ValueError("mixture_tokens must be a 1-D LongTensor (T,)")
+    if mixture_tokens.numel() and (mixture_tokens.min() < 0 or mixture_tokens.max() >= k):
+        raise ValueError(f"mixture tokens must lie in [0, {k})")
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}; got {search!r}")
+    if search == "beam" and method not in PAIR_METHODS:
+        raise ValueError(f"search='beam' is for the two-source methods, not {method!r}")
+    if search == "beam" and temperature != 1.0:
+        raise ValueError("beam search ranks by the untempered scores; use temperature=1.0")
+    if num_candidates < 1:
+        raise ValueError("num_candidates must be >= 1")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be > 0; got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
+    if not (likelihood_weight >= 0 and math.isfinite(likelihood_weight)):
+        raise ValueError(f"likelihood_weight must be a finite number >= 0; got {likelihood_weight}")
+
+
+def _sampler(method: str, likelihood: object, weight: float) -> StepSampler:
+    if method in PAIR_METHODS:
+        return PairSampler(likelihood, weight)  # type: ignore[arg-type]
+    if method == "mlass-bp":
+        return ChainSampler(likelihood, weight)  # type: ignore[arg-type]
+    return MarginalSampler(likelihood, weight)  # type: ignore[arg-type]
+
+
+def _primed_states(
+    priors: Sequence[Prior], prefix: torch.Tensor | None, rows: int
+) -> tuple[list[object], int]:
+    """Prior states after the prefix (rows, N, P); returns (states, rows).
+
+    A prior may offer an optional `prime(state, tokens (B, P))` that appends a whole prefix
+    at once (our transformer does it in one forward pass); otherwise we advance token by token.
+    """
+    states = [p.initial_state(rows) for p in priors]
+    if prefix is None or prefix.shape[2] == 0:
+        return states, rows
+    primed = []
+    for i, (prior, state) in enumerate(zip(priors, states, strict=True)):
+        prime = getattr(prior, "prime", None)
+        if callable(prime):
+            primed.append(prime(state, prefix[:, i]))
+            continue
+        for t in range(prefix.shape[2]):
+            state = prior.advance(state, prefix[:, i, t])
+        primed.append(state)
+    return primed, rows
+
+
+def separate(
+    method: str,
+    priors: Sequence[Prior],
+    likelihood: object,
+    mixture_tokens: torch.Tensor,
+    *,
+    search: str = "sample",
+    num_candidates: int = 16,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    likelihood_weight: float = 1.0,
+    generator: torch.Generator | None = None,
+    prefix: torch.Tensor | None = None,
+    prefix_scores: torch.Tensor | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Separation:
+    """Separate one token sequence (T,) into `num_candidates` candidates of N sources.
+
+    search="sample": every step draws the tuple exactly from ∝ Π_i p_i^(1/τ)|top-k · L^w.
+    search="beam" (two-source methods): `num_candidates` beams, best first.
+    prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
+    long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
+    (beam search ranks with them). `progress` is called with the number of steps done.
+    """
+    _validate(
+        method,
+        priors,
+        likelihood,
+        mixture_tokens,
+        search,
+        num_candidates,
+        temperature,
+        top_k,
+        likelihood_weight,
+    )
+    n = len(priors)
+    if prefix is not None:
+        prefix = prefix.to(torch.long)
+        if prefix.dim() == 2:
+            prefix = prefix[None].expand(num_candidates if search == "sample" else 1, -1, -1)
+        if prefix.dim() != 3 or prefix.shape[1] != n:
+            raise ValueError("prefix must be (N, P) or (C, N, P)")
+        if search == "sample" and prefix.shape[0] != num_candidates:
+            raise ValueError("a per-candidate prefix needs one row per candidate")
+    with torch.inference_mode():
+        if search == "beam":
+            return _separate_beam(
+                priors,
+                likelihood,  # type: ignore[arg-type]
+                mixture_tokens,
+                num_candidates,
+                top_k,
+                likelihood_weight,
+                prefix,
+                prefix_scores,
+                progress,
+            )
+        return _separate_sample(
+            _sampler(method, likelihood, likelihood_weight),
+            priors,
+            mixture_tokens,
+            num_candidates,
+            temperature,
+            top_k,
+            generator,
+            prefix,
+            prefix_scores,
+            progress,
+        )
+
+
+def _separate_sample(
+    sampler: StepSampler,
+    priors: Sequence[Prior],
+    mixture_tokens: torch.Tensor,
+    rows: int,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    prefix: torch.Tensor | None,
+    prefix_scores: torch.Tensor | None,
+    progress: Callable[[int], None] | None,
+) -> Separation:
+    n, steps = len(priors), mixture_tokens.shape[0]
+    states, rows = _primed_states(priors, prefix, rows)
+    tokens = torch.zeros(rows, n, steps, dtype=torch.long)
+    scores = torch.zeros(rows, dtype=torch.float64)
+    if prefix_scores is not None:
+        scores += prefix_scores.to(torch.float64)
+    fallback_steps = torch.zeros(rows, dtype=torch.long)
+    for t, y in enumerate(mixture_tokens.tolist()):
+        # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
+        log_priors = [p.log_probs(s).cpu() for p, s in zip(priors, states, strict=True)]
+        weights = [prior_weights(lp, temperature, top_k) for lp in log_priors]
+        draw = sampler.sample(weights, y, generator)
+        for i, lp in enumerate(log_priors):
+            scores += lp.gather(1, draw.tokens[:, i : i + 1]).squeeze(1).to(torch.float64)
+        scores += draw.log_likelihood
+        fallback_steps += draw.fallback
+        tokens[:, :, t] = draw.tokens
+        states = [
+            p.advance(s, draw.tokens[:, i])
+            for i, (p, s) in enumerate(zip(priors, states, strict=True))
+        ]
+        if progress is not None:
+            progress(t + 1)
+    return Separation(tokens, scores, fallback_steps, torch.arange(rows))
+
+
+def _separate_beam(
+    priors: Sequence[Prior],
+    likelihood: object,
+    mixture_tokens: torch.Tensor,
+    width: int,
+    top_k: int | None,
+    weight: float,
+    prefix: torch.Tensor | None,
+    prefix_scores: torch.Tensor | None,
+    progress: Callable[[int], None] | None,
+) -> Separation:
+    rows = 1 if prefix is None else prefix.shape[0]
+    states, rows = _primed_states(priors, prefix, rows)
+    scores = torch.zeros(rows, dtype=torch.float64)
+    if prefix_scores is not None:
+        scores += prefix_scores.to(torch.float64)
+    beams = Beams(
+        states=states,
+        tokens=torch.zeros(rows, 2, 0, dtype=torch.long),
+        scores=scores,
+        origins=torch.arange(rows),
+        fallback_steps=torch.zeros(rows, dtype=torch.long),
+    )
+    beams = beam_search(
+        priors,
+        likelihood,  # type: ignore[arg-type]
+        mixture_tokens,
+        beams,
+        width=width,
+        top_k=top_k,
+        weight=weight,
+        progress=progress,
+    )
+    return Separation(beams.tokens, beams.scores, beams.fallback_steps, beams.origins)

@@ -1,0 +1,28 @@
+"""Typed results of the separation engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Separation:
+    """Candidates for one token sequence of a mixture.
+
+    tokens: (C, N, T) LongTensor, candidate × source × step.
+    log_scores: (C,) float64, Σ_t [Σ_i log p_i(z_i | history) + w·log L(y_t | z)] of each
+        candidate's path, with the *untempered, unpruned* prior log-probs (see engine.py for
+        the mlass-bp / mlass-pe forms and for fallback steps). Beam results are sorted best
+        first; sampled candidates are in draw order.
+    fallback_steps: (C,) long, steps where every tuple had zero likelihood and the step fell
+        back to the priors alone (likelihood treated as uniform).
+    origins: (C,) long, the prefix row each candidate extends (beam search may drop or
+        duplicate rows of a per-candidate prefix); arange(C) for sampling.
+    """
+
+    tokens: torch.Tensor
+    log_scores: torch.Tensor
+    fallback_steps: torch.Tensor
+    origins: torch.Tensor

@@ -1,0 +1,47 @@
+"""From a prior's log-probs to the non-negative weights the samplers multiply.
+
+Temperature τ divides the prior log-probs (p_i^(1/τ), renormalised); the likelihood is not
+tempered. top_k keeps each row's k most probable codes of that tempered prior. Weights are
+float64 and scaled so each row's maximum is 1: only ratios within a step matter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SourceWeights:
+    """values (C, K) float64, 0 outside the support; support (C, k) long, or None for all K."""
+
+    values: torch.Tensor
+    support: torch.Tensor | None
+
+    def support_or_all(self) -> torch.Tensor:
+        """The support as (C, k) indices, arange(K) per row when unrestricted."""
+        if self.support is not None:
+            return self.support
+        c, k = self.values.shape
+        return torch.arange(k).expand(c, k)
+
+    def support_values(self) -> torch.Tensor:
+        """values on the support, (C, k)."""
+        if self.support is None:
+            return self.values
+        return self.values.gather(1, self.support)
+
+
+def prior_weights(
+    log_probs: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
+) -> SourceWeights:
+    """Weights ∝ p(z)^(1/τ) on the top-k codes (all codes when top_k is None or >= K)."""
+    logits = log_probs.to(torch.float64) / temperature  # (C, K)
+    k = logits.shape[1]
+    if top_k is None or top_k >= k:
+        return SourceWeights((logits - logits.max(1, keepdim=True).values).exp(), None)
+    top, support = logits.topk(top_k, dim=1)  # (C, k), sorted: top[:, 0] is the maximum
+    values = torch.zeros_like(logits)
+    values.scatter_(1, support, (top - top[:, :1]).exp())
+    return SourceWeights(values, support)

@@ -1,0 +1,249 @@
+"""From a built corpus to bundles: codecs → token streams → priors → counts → bundles.
+
+Every stage writes into a run directory and is skipped when its output is there, so
+`latsep train bundle` can be interrupted and re-run; a stage with a wall-time budget
+that ran out counts as done (its last checkpoint is used).
+
+    run_root/codec-<kind>/          checkpoint (model.safetensors, optimizer.pt, state.json)
+    run_root/tokens-<kind>/<source>.safetensors
+    run_root/prior-<kind>-<source>/ checkpoint
+    run_root/counts-<bundle>/       tables.safetensors + result.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from latsep.models.bundle import save_bundle
+from latsep.models.codec import Codec
+from latsep.models.prior.transformer import TransformerPrior
+from latsep.models.train.checkpoint import read_state
+from latsep.models.train.codec_training import CodecRun, codec_run_dir, train_codec
+from latsep.models.train.config import BundleSpec, PipelineConfig
+from latsep.models.train.count_building import CountResult, build_counts
+from latsep.models.train.counts import TablePlan
+from latsep.models.train.data import StemStore, corpus_hash
+from latsep.models.train.device import git_commit, seed_everything
+from latsep.models.train.prior_training import PriorRun, train_prior
+from latsep.models.train.tokens import encode_store, load_streams, save_streams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """One config, one corpus, one run directory; stores are loaded once and shared."""
+
+    config: PipelineConfig
+    corpus: Path
+    run_root: Path
+    device: torch.device
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.corpus = Path(self.corpus)
+        self.run_root = Path(self.run_root)
+        self._stores: dict[str, StemStore] = {}
+        self._codecs: dict[str, CodecRun] = {}
+
+    def store(self, split: str, stems: tuple[str, ...]) -> StemStore:
+        if split not in self._stores:
+            all_stems = tuple(
+                dict.fromkeys(
+                    self.config.codec_training.stems
+                    + tuple(s for b in self.config.bundles for s in b.sources)
+                )
+            )
+            self._stores[split] = StemStore(self.corpus, split, all_stems)
+        return self._stores[split].subset(stems)
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def codec(self, kind: str) -> CodecRun:
+        if kind not in self._codecs:
+            seed_everything(self.config.seed)
+            stems = self.config.codec_training.stems
+            self._codecs[kind] = train_codec(
+                self.config,
+                kind,
+                self.corpus,
+                self.run_root,
+                device=self.device,
+                progress=self.progress,
+                train_store=self.store("train", stems),
+                valid_store=self.store("valid", stems),
+            )
+        return self._codecs[kind]
+
+    def prior(self, kind: str, source: str) -> PriorRun:
+        codec = self.codec(kind).codec
+        token_path = self.run_root / f"tokens-{kind}" / f"{source}.safetensors"
+        if not token_path.is_file():
+            gain = self.config.counts.gain_db
+            streams = {
+                split: encode_store(
+                    codec,
+                    self.store(split, (source,)),
+                    source,
+                    gain_db=gain,
+                    seed=self.config.seed + 7 * (split == "valid"),
+                    device=self.device,
+                )
+                for split in ("train", "valid")
+            }
+            save_streams(token_path, streams)
+        seed_everything(self.config.seed)
+        return train_prior(
+            self.config.prior,
+            self.config.prior_training,
+            load_streams(token_path),
+            self.run_root / f"prior-{kind}-{source}",
+            seed=self.config.seed,
+            device=self.device,
+            progress=self.progress,
+            name=f"prior-{kind}-{source}",
+        )
+
+    def counts(self, spec: BundleSpec) -> CountResult:
+        run_dir = self.run_root / f"counts-{spec.name}"
+        cached = _load_counts(run_dir)
+        if cached is not None:
+            return cached
+        codec = self.codec(spec.codec).codec
+        plan = TablePlan(spec.sources, with_chain=spec.codec == "plain" and len(spec.sources) > 2)
+        result = build_counts(
+            codec,
+            self.store("train", spec.sources),
+            self.store("valid", spec.sources),
+            plan,
+            self.config.counts,
+            seed=self.config.seed,
+            device=self.device,
+            fit_sigma=spec.codec == "lq",
+            progress=self.progress,
+        )
+        _save_counts(run_dir, result)
+        return result
+
+    def bundle(self, spec: BundleSpec, out_dir: Path) -> Path:
+        codec_run = self.codec(spec.codec)
+        priors = {source: self.prior(spec.codec, source) for source in spec.sources}
+        counts = self.counts(spec)
+        quality = {
+            "codec": codec_run.quality,
+            "priors": {s: run.quality for s, run in priors.items()},
+            "counts": {
+                "triples_per_table": counts.triples,
+                "valid_coverage": counts.coverage,
+                "gaussian_sigma": counts.gaussian_sigma,
+                "linear_agreement": counts.linear_agreement,
+            },
+        }
+        provenance = self.provenance(
+            {
+                "codec_steps": codec_run.state.step,
+                "codec_finished": codec_run.state.finished,
+                "prior_steps": {s: run.state.step for s, run in priors.items()},
+                "bundle": spec.name,
+            }
+        )
+        return save_bundle(
+            out_dir / spec.name,
+            codec=codec_run.codec.cpu() if self.device.type != "cpu" else codec_run.codec,
+            codec_kind=spec.codec,
+            priors={s: run.prior for s, run in priors.items()},
+            tables=counts.tables,
+            gaussian_sigma=counts.gaussian_sigma,
+            name=spec.name,
+            provenance=provenance,
+            quality=quality,
+            overwrite=True,
+        )
+
+    def provenance(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "config_name": self.config.name,
+            "config": self.config.to_dict(),
+            "corpus": str(self.corpus),
+            "corpus_index_sha256": corpus_hash(self.corpus),
+            "git_commit": git_commit(),
+            "torch": torch.__version__,
+            "device": str(self.device),
+            "host": platform.node(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **extra,
+        }
+
+
+def codec_checkpoint_exists(run_root: Path, kind: str) -> bool:
+    return read_state(codec_run_dir(run_root, kind)) is not None
+
+
+def load_codec_checkpoint(config: PipelineConfig, run_root: Path, kind: str) -> Codec:
+    """The latest checkpoint of a codec run, whatever its state (for inspection)."""
+    from latsep.models.train.checkpoint import load_checkpoint
+
+    codec = Codec(config.codec)
+    if load_checkpoint(codec_run_dir(run_root, kind), codec, None) is None:
+        raise FileNotFoundError(f"no codec checkpoint in {codec_run_dir(run_root, kind)}")
+    return codec.eval()
+
+
+def load_prior_checkpoint(config: PipelineConfig, run_dir: Path) -> TransformerPrior:
+    from latsep.models.train.checkpoint import load_checkpoint
+
+    prior = TransformerPrior(config.prior)
+    if load_checkpoint(run_dir, prior, None) is None:
+        raise FileNotFoundError(f"no prior checkpoint in {run_dir}")
+    return prior.eval()
+
+
+def _save_counts(run_dir: Path, result: CountResult) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    levels = {}
+    for name, table in result.tables.items():
+        levels[name] = len(table)
+        for level, (indices, counts) in enumerate(table):
+            tensors[f"{name}/{level}/indices"] = torch.from_numpy(np.ascontiguousarray(indices))
+            tensors[f"{name}/{level}/counts"] = torch.from_numpy(np.ascontiguousarray(counts))
+    save_file(tensors, str(run_dir / "tables.safetensors"))
+    meta = {
+        "levels": levels,
+        "coverage": result.coverage,
+        "triples": result.triples,
+        "gaussian_sigma": result.gaussian_sigma,
+        "linear_agreement": result.linear_agreement,
+    }
+    (run_dir / "result.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+
+
+def _load_counts(run_dir: Path) -> CountResult | None:
+    if not (run_dir / "result.json").is_file() or not (run_dir / "tables.safetensors").is_file():
+        return None
+    meta = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    tensors = load_file(str(run_dir / "tables.safetensors"))
+    tables = {
+        name: [
+            (tensors[f"{name}/{i}/indices"].numpy(), tensors[f"{name}/{i}/counts"].numpy())
+            for i in range(count)
+        ]
+        for name, count in meta["levels"].items()
+    }
+    return CountResult(
+        tables,
+        meta["coverage"],
+        meta["triples"],
+        meta["gaussian_sigma"],
+        meta["linear_agreement"],
+    )

@@ -1,0 +1,80 @@
+"""The FastAPI application: wiring only (routers, errors, limits, the periodic reaper).
+
+Run it with `latsep api` (or `uvicorn --factory latsep.service.app:create_app`). It imports
+no torch: the API image has none, a test asserts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from redis import Redis
+
+import latsep
+from latsep.service import queueing
+from latsep.service.errors import install_error_handlers
+from latsep.service.metrics import build_registry
+from latsep.service.routes import health, jobs, methods, results
+from latsep.service.store import JobStore, connect
+from latsep.service.uploads import BodyLimitMiddleware
+from latsep.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Separate a music mixture into its stems with latent generative methods
+(LASS, LQ-VAE, LQ-VAE+LASS hybrid, MLASS-BP, MLASS-PE).
+
+Flow: `POST /separate` (multipart) → `202 {job_id}` → follow `GET /jobs/{id}` or the
+server-sent events of `GET /jobs/{id}/events` → download `GET /jobs/{id}/stems/{source}`
+or `GET /jobs/{id}/stems.zip`. Errors are JSON `{"error": {"status", "code", "message"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, redis: Redis | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    redis = redis if redis is not None else connect(settings.effective_redis_url)
+    store = JobStore(redis, settings.namespace)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_reap_forever(store, settings))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="latsep",
+        version=latsep.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.metrics = build_registry(store, settings.queue_name)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    install_error_handlers(app)
+    app.include_router(jobs.router)
+    app.include_router(results.router)
+    app.include_router(methods.router)
+    app.include_router(health.router)
+    return app
+
+
+async def _reap_forever(store: JobStore, settings: Settings) -> None:
+    """Requeue or fail the jobs of workers that died, even when nobody polls them."""
+    while True:
+        await asyncio.sleep(settings.reaper_interval_seconds)
+        try:
+            names = [q.name for q in queueing.latsep_queues(store.redis, settings.queue_name)]
+            await run_in_threadpool(queueing.reap_abandoned, store.redis, store, names)
+        except Exception:
+            log.exception("reaper sweep failed")

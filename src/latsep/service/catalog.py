@@ -1,0 +1,94 @@
+"""What the live workers serve, and the validation of a request against it.
+
+Built from the workers' registrations in Redis (see `JobStore.live_workers`), so `/methods`
+and `POST /separate` never promise what no running worker can do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from latsep.service.errors import bad_parameter, unavailable
+from latsep.service.schemas import KNOWN_METHODS, MethodPublic
+from latsep.service.store import BundleInfo, WorkerInfo
+
+
+@dataclass
+class _MethodEntry:
+    name: str
+    bundles: list[BundleInfo] = field(default_factory=list)
+    workers: set[str] = field(default_factory=set)
+
+
+class Catalog:
+    def __init__(self, workers: Sequence[WorkerInfo]) -> None:
+        self.workers = list(workers)
+        self.entries: dict[str, _MethodEntry] = {}
+        for worker in self.workers:
+            for bundle in worker.bundles:
+                for method in bundle.methods:
+                    entry = self.entries.setdefault(method, _MethodEntry(method))
+                    entry.workers.add(worker.name)
+                    if all(b.name != bundle.name for b in entry.bundles):
+                        entry.bundles.append(bundle)
+
+    def methods(self) -> list[MethodPublic]:
+        out = []
+        for name in sorted(self.entries, key=_method_order):
+            entry = self.entries[name]
+            sources: list[str] = []
+            for b in entry.bundles:
+                sources += [s for s in b.sources if s not in sources]
+            out.append(
+                MethodPublic(
+                    name=name,
+                    sources=sources,
+                    max_sources=max(b.max_sources.get(name, 2) for b in entry.bundles),
+                    sample_rate=entry.bundles[0].sample_rate,
+                    bundles=[b.name for b in entry.bundles],
+                    workers=len(entry.workers),
+                )
+            )
+        return out
+
+    def resolve(self, method: str, sources: Sequence[str] | None) -> list[str]:
+        """The sources to separate, or an ApiError saying why the request cannot be served."""
+        if not self.workers:
+            raise unavailable("no worker is running; try again later")
+        if method not in KNOWN_METHODS:
+            raise bad_parameter(
+                f"unknown method {method!r}; methods are {', '.join(KNOWN_METHODS)}"
+            )
+        entry = self.entries.get(method)
+        if entry is None:
+            served = ", ".join(sorted(self.entries, key=_method_order)) or "none"
+            raise bad_parameter(
+                f"method {method!r} is not served by the running workers (they serve: {served})"
+            )
+        if sources is None:
+            first = entry.bundles[0]
+            sets = first.source_sets.get(method, [])
+            everything = [x for x in sets if sorted(x) == sorted(first.sources)]
+            if everything or len(sets) == 1:
+                return list((everything or sets)[0])
+            raise bad_parameter(
+                f"choose `sources` for {method} among: " + "; ".join(",".join(x) for x in sets)
+            )
+        if len(set(sources)) != len(sources):
+            raise bad_parameter("`sources` lists a source twice")
+        if len(sources) < 2:
+            raise bad_parameter("`sources` needs at least two sources")
+        if any(bundle.serves(method, sources) for bundle in entry.bundles):
+            return list(sources)
+        offered = sorted(
+            {",".join(x) for b in entry.bundles for x in b.source_sets.get(method, [])}
+        )
+        raise bad_parameter(
+            f"no running worker separates {len(sources)} sources ({', '.join(sources)}) with "
+            f"{method}; it is served for: {'; '.join(offered)}"
+        )
+
+
+def _method_order(name: str) -> int:
+    return KNOWN_METHODS.index(name) if name in KNOWN_METHODS else len(KNOWN_METHODS)

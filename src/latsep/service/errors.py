@@ -1,0 +1,106 @@
+"""Errors as JSON with a message a client can act on, and one status per kind of mistake.
+
+413 too large / too long, 415 not decodable audio, 422 bad parameters, 404 unknown job,
+409 not ready, 503 no worker / queue full. Every error body is `{"error": {"status", "code",
+"message"}}` (schema `ErrorBody`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from latsep.models.audio import AudioError, AudioTooLong, EmptyAudio, UndecodableAudio
+
+
+class ApiError(StarletteHTTPException):
+    """An error with a status, a machine-readable code and a human message."""
+
+    def __init__(self, status_code: int, code: str, message: str) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.code = code
+        self.message = message
+
+
+def too_large(message: str) -> ApiError:
+    return ApiError(413, "too_large", message)
+
+
+def not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def not_ready(message: str) -> ApiError:
+    return ApiError(409, "not_ready", message)
+
+
+def bad_parameter(message: str) -> ApiError:
+    return ApiError(422, "bad_parameter", message)
+
+
+def unavailable(message: str) -> ApiError:
+    return ApiError(503, "unavailable", message)
+
+
+def from_audio_error(exc: AudioError, what: str) -> ApiError:
+    """Map the audio module's typed errors to statuses: the file is the thing at fault."""
+    if isinstance(exc, AudioTooLong):
+        return ApiError(413, "too_long", f"{what}: {exc}")
+    if isinstance(exc, UndecodableAudio | EmptyAudio):
+        return ApiError(415, "not_audio", f"{what}: {exc}")
+    return ApiError(422, "bad_audio", f"{what}: {exc}")  # silent, NaN/inf
+
+
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code, "message": message}}
+
+
+_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+        message = getattr(exc, "message", None) or str(exc.detail)
+        return JSONResponse(
+            error_body(exc.status_code, code, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RedisError)
+    async def _redis_error(request: Request, exc: RedisError) -> JSONResponse:
+        message = f"the job store (Redis) is unavailable: {exc}"
+        return JSONResponse(error_body(503, "unavailable", message), status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", ""))
+        message = "; ".join(parts) or "invalid request"
+        return JSONResponse(error_body(422, "bad_parameter", message), status_code=422)
+
+
+_DESCRIPTIONS = {
+    404: "unknown job (or expired)",
+    409: "the job is not finished",
+    413: "upload too large (bytes) or too long (decoded duration)",
+    415: "a file is not decodable audio (garbage, empty, truncated)",
+    422: "bad parameters (method, sources, options, silent audio)",
+    503: "no worker is running, or the queue is full",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all with the ErrorBody schema."""
+    from latsep.service.schemas import ErrorBody
+
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}

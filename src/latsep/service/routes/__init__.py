@@ -1,0 +1,1 @@
+"""One APIRouter per resource: jobs, results (stems, events), methods, health (+ metrics)."""

@@ -1,0 +1,143 @@
+"""Jobs: submit a mixture, follow it, cancel or delete it."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+
+from latsep.service import queueing
+from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
+from latsep.service.errors import bad_parameter, error_responses
+from latsep.service.schemas import KNOWN_METHODS, PAIR_METHODS, JobCreated, JobDeleted, JobPublic
+from latsep.service.store import JobRequest, SeparationOptions
+from latsep.service.submission import accept, reference_uploads
+from latsep.service.views import job_public, load_job
+
+router = APIRouter(tags=["jobs"])
+
+
+_REFERENCE_DOC = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "encoding": {"file": {"contentType": "audio/*"}},
+                "schema": {
+                    "additionalProperties": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "`reference_<source>`: the true stem of <source>, to "
+                        "score the separation (SDR, SI-SDR, oracle best-of-N). Give one per "
+                        "separated source, or none.",
+                    }
+                },
+            }
+        }
+    }
+}
+
+
+@router.post(
+    "/separate",
+    status_code=202,
+    response_model=JobCreated,
+    responses=error_responses(413, 415, 422, 503),
+    openapi_extra=_REFERENCE_DOC,
+)
+async def submit_separation(
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    catalog: CatalogDep,
+    file: Annotated[
+        UploadFile, File(description="The mixture (a plain sum of the sources), any format.")
+    ],
+    method: Annotated[str, Form(description=f"One of {', '.join(KNOWN_METHODS)}.")],
+    sources: Annotated[
+        str | None,
+        Form(description="Comma-separated sources, e.g. `bass,drums`; default: the bundle's."),
+    ] = None,
+    num_candidates: Annotated[
+        int | None, Form(ge=1, description="Candidates drawn; the most consistent wins.")
+    ] = None,
+    search: Annotated[Literal["sample", "beam"], Form()] = "sample",
+    temperature: Annotated[float, Form(gt=0)] = 1.0,
+    top_k: Annotated[int | None, Form(ge=1)] = None,
+    seed: Annotated[
+        int | None, Form(ge=0, description="Same seed, same stems. Default: random, reported.")
+    ] = None,
+    consistency: Annotated[
+        Literal["wiener", "none"],
+        Form(description="`wiener`: stems sum to the mixture; `none`: raw decoded sources."),
+    ] = "wiener",
+) -> JobCreated:
+    """Upload a mixture and queue its separation; returns at once with the job's id.
+
+    The upload (file plus references) may not exceed `LATSEP_MAX_UPLOAD_BYTES`, nor its
+    decoded duration `LATSEP_MAX_DURATION_SECONDS`. Add `reference_<source>` files to get
+    museval SDR, SI-SDR and the oracle best-of-N for each source.
+    """
+    wanted = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    chosen = catalog.resolve(method, wanted)
+    n = num_candidates if num_candidates is not None else settings.default_num_candidates
+    if n > settings.max_num_candidates:
+        raise bad_parameter(f"num_candidates is at most {settings.max_num_candidates}")
+    if search == "beam" and method not in PAIR_METHODS:
+        raise bad_parameter(f"search=beam serves {', '.join(PAIR_METHODS)}; not {method}")
+    options = SeparationOptions(
+        num_candidates=n,
+        search=search,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed if seed is not None else secrets.randbelow(2**31),
+        consistency=consistency,
+    )
+    references = await reference_uploads(request, chosen)
+    mixture = await file.read()
+    ref_bytes = {s: await f.read() for s, f in references.items()}
+    job_request = JobRequest(
+        job_id=uuid.uuid4().hex,
+        method=method,
+        sources=chosen,
+        options=options,
+        references=list(ref_bytes),
+        filename=file.filename or "",
+        upload_bytes=len(mixture) + sum(len(b) for b in ref_bytes.values()),
+        queue=queueing.queue_name(settings.queue_name, method),
+    )
+    await run_in_threadpool(accept, settings, store, job_request, mixture, ref_bytes)
+    job_id = job_request.job_id
+    return JobCreated(job_id=job_id, url=f"/jobs/{job_id}", events_url=f"/jobs/{job_id}/events")
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic, responses=error_responses(404))
+def get_job(job_id: str, store: StoreDep) -> JobPublic:
+    """Status, progress (0..1), timings; stems' URLs and scores once finished."""
+    return job_public(store, job_id)
+
+
+@router.delete("/jobs/{job_id}", response_model=JobDeleted, responses=error_responses(404))
+def delete_job(job_id: str, store: StoreDep, settings: SettingsDep) -> JobDeleted:
+    """Cancel a queued job (at once) or a running one (at its next progress step: status
+    `canceling` until the worker stops); delete a job that already ended, stems included.
+    """
+    request, state = load_job(store, job_id)
+    redis = store.redis
+    if state.status == "queued":
+        store.request_cancel(job_id, settings.result_ttl_seconds)
+        job = queueing.fetch_job(redis, job_id)
+        if job is not None and not job.is_canceled:
+            job.cancel()
+        store.delete_uploads(job_id, request.references)
+        return JobDeleted(job_id=job_id, status="canceled")
+    if state.status == "started":
+        store.request_cancel(job_id, settings.result_ttl_seconds)
+        return JobDeleted(job_id=job_id, status="canceling")
+    job = queueing.fetch_job(redis, job_id)
+    if job is not None:
+        job.delete()
+    store.delete_job(job_id, request.sources)
+    return JobDeleted(job_id=job_id, status="deleted")

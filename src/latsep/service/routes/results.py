@@ -1,0 +1,147 @@
+"""Results of a job: its stems (one at a time or zipped) and its progress as events."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any, Literal
+
+import anyio
+import soundfile as sf
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from latsep.service.deps import SettingsDep, StoreDep
+from latsep.service.errors import ApiError, error_responses, not_found
+from latsep.service.views import finished_request, job_public, load_job
+
+router = APIRouter(tags=["results"])
+
+_CHUNK = 1 << 16
+
+
+@router.get(
+    "/jobs/{job_id}/stems/{source}",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"audio/wav": {}, "audio/flac": {}}, "description": "the stem"},
+        **error_responses(404, 409),
+    },
+)
+def get_stem(
+    job_id: str,
+    source: str,
+    store: StoreDep,
+    format: Annotated[Literal["wav", "flac"], Query(description="wav: float32; flac: 24-bit")] = (
+        "wav"
+    ),
+) -> StreamingResponse:
+    """Stream one separated source at the bundle's sample rate."""
+    request = finished_request(store, job_id)
+    if source not in request.sources:
+        raise not_found(f"job {job_id} has no source {source!r} ({', '.join(request.sources)})")
+    data = store.fetch_stem(job_id, source)
+    if data is None:
+        raise not_found(f"the stems of job {job_id} expired")
+    if format == "flac":
+        data = _to_flac(data)
+    return StreamingResponse(
+        _chunks(data),
+        media_type=f"audio/{format}",
+        headers={
+            "Content-Disposition": f'attachment; filename="{job_id}-{source}.{format}"',
+            "Content-Length": str(len(data)),
+        },
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/stems.zip",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 409)},
+)
+def get_stems_zip(job_id: str, store: StoreDep) -> StreamingResponse:
+    """All stems of a finished job as float32 WAVs in one zip."""
+    request = finished_request(store, job_id)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for source in request.sources:
+            data = store.fetch_stem(job_id, source)
+            if data is None:
+                raise not_found(f"the stems of job {job_id} expired")
+            archive.writestr(f"{source}.wav", data)
+    payload = buffer.getvalue()
+    return StreamingResponse(
+        _chunks(payload),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{job_id}-stems.zip"',
+            "Content-Length": str(len(payload)),
+        },
+    )
+
+
+@router.get(
+    "/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404)},
+)
+async def job_events(
+    job_id: str, request: Request, store: StoreDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-sent events: `progress` while queued or running, then one final event named
+    after the end state (`finished`, `failed`, `canceled`) carrying the whole job, and EOF.
+    """
+    await run_in_threadpool(load_job, store, job_id)  # 404 before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        last: tuple[str, float, str] | None = None
+        idle = 0.0
+        yield b"retry: 2000\n\n"
+        while True:
+            try:
+                public = await run_in_threadpool(job_public, store, job_id)
+            except ApiError as exc:  # deleted or expired while we watched
+                yield _event("error", {"message": exc.message})
+                return
+            payload = public.model_dump(mode="json")
+            if public.status in ("finished", "failed", "canceled"):
+                yield _event(public.status, payload)
+                return
+            key = (public.status, public.progress, public.stage)
+            if key != last:
+                last, idle = key, 0.0
+                yield _event("progress", payload)
+            elif idle >= 15.0:
+                idle = 0.0
+                yield b": keep-alive\n\n"
+            if await request.is_disconnected():
+                return
+            await anyio.sleep(settings.sse_poll_seconds)
+            idle += settings.sse_poll_seconds
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def _to_flac(wav: bytes) -> bytes:
+    audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    out = io.BytesIO()
+    sf.write(out, audio, rate, format="FLAC", subtype="PCM_24")  # clips beyond ±1: FLAC is int
+    return out.getvalue()
+
+
+def _chunks(data: bytes) -> Iterator[bytes]:
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        yield bytes(view[start : start + _CHUNK])

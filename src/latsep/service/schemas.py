@@ -1,0 +1,112 @@
+"""Response bodies of the HTTP API (the request is a multipart form; see routes/jobs.py)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from latsep.service.store import OracleResult, SeparationOptions
+
+KNOWN_METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
+PAIR_METHODS = ("lass", "lqvae", "hybrid")  # two sources; the only ones with beam search
+
+JobStatusName = Literal["queued", "started", "finished", "failed", "canceled"]
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    code: str = Field(description="too_large, too_long, not_audio, bad_audio, bad_parameter, ...")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: JobStatusName = "queued"
+    url: str = Field(description="GET this for the job's status")
+    events_url: str
+
+
+class StemLinks(BaseModel):
+    wav: str = Field(description="32-bit float WAV at the bundle's sample rate")
+    flac: str = Field(description="24-bit FLAC at the bundle's sample rate")
+
+
+class Timings(BaseModel):
+    submitted_at: float
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    queue_wait_s: float | None = None
+    run_s: float | None = None
+    stages: dict[str, float] = Field(
+        default_factory=dict, description="worker-side seconds: decode, separate, score, encode"
+    )
+
+
+class JobPublic(BaseModel):
+    """A job as clients see it. Scores appear only when references were uploaded."""
+
+    job_id: str
+    status: JobStatusName
+    progress: float = Field(ge=0, le=1)
+    stage: str
+    cancel_requested: bool = False
+    error: str | None = None
+    method: str
+    sources: list[str]
+    options: SeparationOptions
+    filename: str
+    duration_seconds: float
+    timings: Timings
+    sample_rate: int | None = None
+    bundle: str | None = None
+    device: str | None = None
+    chosen_candidate: int | None = None
+    candidate_consistency: list[float] | None = Field(
+        default=None, description="per candidate ‖y − Σ x̂_i‖ / ‖y‖ (lower is better)"
+    )
+    stems: dict[str, StemLinks] | None = None
+    zip_url: str | None = None
+    events_url: str
+    sdr: dict[str, float | None] | None = Field(
+        default=None, description="museval BSSEval v4 SDR (dB), median over 1-s frames"
+    )
+    si_sdr: dict[str, float | None] | None = Field(default=None, description="SI-SDR (dB)")
+    oracle: OracleResult | None = Field(
+        default=None,
+        description="the best of the N candidates chosen WITH the references (an upper bound)",
+    )
+
+
+class JobDeleted(BaseModel):
+    job_id: str
+    status: Literal["canceled", "canceling", "deleted"]
+
+
+class MethodPublic(BaseModel):
+    name: str
+    sources: list[str] = Field(description="sources some live worker separates with it")
+    max_sources: int
+    sample_rate: int
+    bundles: list[str]
+    workers: int
+
+
+class MethodsPublic(BaseModel):
+    methods: list[MethodPublic]
+    workers: int
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    workers: int
+    methods: list[str]

@@ -1,0 +1,261 @@
+"""The Redis schema shared by the API and the workers: what a job is, where its bytes live.
+
+Every key sits under the settings' namespace (`latsep:` by default) and has a TTL:
+
+    <ns>:job:<id>                 JobRequest (JSON): what was asked, by whom, when
+    <ns>:upload:<id>:mixture      the uploaded file's bytes, as uploaded
+    <ns>:upload:<id>:ref:<src>    a reference stem's bytes, as uploaded
+    <ns>:result:<id>              JobResult (JSON): timings, SDR, chosen candidate
+    <ns>:stem:<id>:<src>          a separated stem, float32 WAV at the bundle's rate
+    <ns>:cancel:<id>              present when cancellation was requested
+    <ns>:worker:<name>            WorkerInfo (JSON); its TTL is the worker's heartbeat
+    <ns>:metrics:...              counters and duration histograms written by workers
+
+Only redis and pydantic are imported here, so both the API (no torch) and the worker use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from redis import Redis
+
+Consistency = Literal["wiener", "none"]
+Search = Literal["sample", "beam"]
+
+# Upper bounds (seconds) of the job-duration histogram buckets; +Inf is implicit.
+DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+
+
+class SeparationOptions(BaseModel):
+    """The knobs of one separation; identical options and seed give identical stems."""
+
+    num_candidates: int = Field(ge=1)
+    search: Search = "sample"
+    temperature: float = Field(default=1.0, gt=0)
+    top_k: int | None = Field(default=None, ge=1)
+    seed: int = Field(ge=0)
+    consistency: Consistency = "wiener"
+
+
+class JobRequest(BaseModel):
+    """What a client asked for; written by the API, read by the worker."""
+
+    job_id: str
+    method: str
+    sources: list[str]
+    options: SeparationOptions
+    references: list[str] = Field(default_factory=list, description="sources with references")
+    filename: str = ""
+    upload_bytes: int = 0
+    duration_seconds: float = 0.0
+    queue: str = ""
+    submitted_at: float = Field(default_factory=time.time)
+
+
+class OracleResult(BaseModel):
+    """The best of the N candidates *judged with the references* (what the papers report)."""
+
+    index: int
+    sdr: dict[str, float | None]
+    si_sdr: dict[str, float | None]
+
+
+class JobResult(BaseModel):
+    """What a finished job produced, besides the stems' audio."""
+
+    sources: list[str]
+    sample_rate: int
+    num_samples: int
+    bundle: str
+    device: str
+    chosen_candidate: int
+    candidate_consistency: list[float]
+    timings: dict[str, float]
+    sdr: dict[str, float | None] | None = None
+    si_sdr: dict[str, float | None] | None = None
+    oracle: OracleResult | None = None
+
+
+class BundleInfo(BaseModel):
+    """What one loaded bundle serves: per method, the source sets it has tables for."""
+
+    name: str
+    sources: list[str]
+    methods: list[str]
+    max_sources: dict[str, int]
+    source_sets: dict[str, list[list[str]]] = Field(default_factory=dict)
+    sample_rate: int
+
+    def serves(self, method: str, sources: Sequence[str]) -> bool:
+        wanted = sorted(sources)
+        return any(sorted(s) == wanted for s in self.source_sets.get(method, []))
+
+
+class WorkerInfo(BaseModel):
+    """A live worker's registration: refreshed on every heartbeat, gone when it dies."""
+
+    name: str
+    hostname: str
+    pid: int
+    device: str
+    queues: list[str]
+    bundles: list[BundleInfo]
+    started_at: float
+    heartbeat_at: float = Field(default_factory=time.time)
+
+
+class JobStore:
+    """Typed access to the keys above. One instance per process; the Redis client is shared."""
+
+    def __init__(self, redis: Redis, namespace: str = "latsep") -> None:
+        self.redis = redis
+        self.namespace = namespace
+
+    # --- keys --------------------------------------------------------------------------------
+    def key_for(self, kind: str, *parts: str) -> str:
+        return ":".join((self.namespace, kind, *parts))
+
+    # --- requests ----------------------------------------------------------------------------
+    def save_request(self, request: JobRequest, ttl: int) -> None:
+        self.redis.set(self.key_for("job", request.job_id), request.model_dump_json(), ex=ttl)
+
+    def fetch_request(self, job_id: str) -> JobRequest | None:
+        raw = self.redis.get(self.key_for("job", job_id))
+        return JobRequest.model_validate_json(raw) if raw else None
+
+    # --- uploads -----------------------------------------------------------------------------
+    def save_upload(
+        self, job_id: str, mixture: bytes, references: dict[str, bytes], ttl: int
+    ) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.set(self.key_for("upload", job_id, "mixture"), mixture, ex=ttl)
+            for source, data in references.items():
+                pipe.set(self.key_for("upload", job_id, "ref", source), data, ex=ttl)
+            pipe.execute()
+
+    def fetch_mixture(self, job_id: str) -> bytes | None:
+        return self._get_bytes(self.key_for("upload", job_id, "mixture"))
+
+    def fetch_reference(self, job_id: str, source: str) -> bytes | None:
+        return self._get_bytes(self.key_for("upload", job_id, "ref", source))
+
+    def delete_uploads(self, job_id: str, sources: Iterable[str]) -> None:
+        keys = [self.key_for("upload", job_id, "mixture")]
+        keys += [self.key_for("upload", job_id, "ref", s) for s in sources]
+        self.redis.delete(*keys)
+
+    # --- results -----------------------------------------------------------------------------
+    def save_result(
+        self, job_id: str, result: JobResult, stems: dict[str, bytes], ttl: int
+    ) -> None:
+        """Stems first, summary last, in one transaction: a visible result has all its stems."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            for source, data in stems.items():
+                pipe.set(self.key_for("stem", job_id, source), data, ex=ttl)
+            pipe.set(self.key_for("result", job_id), result.model_dump_json(), ex=ttl)
+            pipe.expire(self.key_for("job", job_id), ttl)
+            pipe.execute()
+
+    def fetch_result(self, job_id: str) -> JobResult | None:
+        raw = self.redis.get(self.key_for("result", job_id))
+        return JobResult.model_validate_json(raw) if raw else None
+
+    def fetch_stem(self, job_id: str, source: str) -> bytes | None:
+        return self._get_bytes(self.key_for("stem", job_id, source))
+
+    # --- cancellation ------------------------------------------------------------------------
+    def request_cancel(self, job_id: str, ttl: int) -> None:
+        self.redis.set(self.key_for("cancel", job_id), b"1", ex=ttl)
+
+    def is_cancel_requested(self, job_id: str) -> bool:
+        return bool(self.redis.exists(self.key_for("cancel", job_id)))
+
+    def delete_job(self, job_id: str, sources: Sequence[str]) -> None:
+        """Forget everything latsep keeps about a job (rq's own keys are the caller's)."""
+        keys = [
+            self.key_for("job", job_id),
+            self.key_for("result", job_id),
+            self.key_for("cancel", job_id),
+            self.key_for("upload", job_id, "mixture"),
+        ]
+        for source in sources:
+            keys += [
+                self.key_for("stem", job_id, source),
+                self.key_for("upload", job_id, "ref", source),
+            ]
+        self.redis.delete(*keys)
+
+    # --- workers -----------------------------------------------------------------------------
+    def register_worker(self, info: WorkerInfo, ttl_seconds: float) -> None:
+        info = info.model_copy(update={"heartbeat_at": time.time()})
+        self.redis.set(
+            self.key_for("worker", info.name),
+            info.model_dump_json(),
+            px=max(1, int(ttl_seconds * 1000)),
+        )
+
+    def unregister_worker(self, name: str) -> None:
+        self.redis.delete(self.key_for("worker", name))
+
+    def is_worker_alive(self, name: str) -> bool:
+        return bool(name) and bool(self.redis.exists(self.key_for("worker", name)))
+
+    def live_workers(self) -> list[WorkerInfo]:
+        keys = sorted(self.redis.scan_iter(match=self.key_for("worker", "*"), count=1000))
+        if not keys:
+            return []
+        workers = []
+        for raw in self.redis.mget(keys):
+            if raw:  # expired between SCAN and MGET
+                workers.append(WorkerInfo.model_validate_json(raw))
+        return workers
+
+    # --- metrics written by workers ----------------------------------------------------------
+    def record_job_outcome(self, method: str, status: str, seconds: float | None) -> None:
+        """Count a finished/failed/canceled job and add its run time to the histogram."""
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(self.key_for("metrics", "jobs_total"), f"{method}|{status}", 1)
+            if seconds is not None:
+                hist = self.key_for("metrics", "duration", method)
+                for bound in DURATION_BUCKETS:
+                    if seconds <= bound:
+                        pipe.hincrby(hist, f"le={bound}", 1)
+                pipe.hincrby(hist, "count", 1)
+                pipe.hincrbyfloat(hist, "sum", seconds)
+            pipe.execute()
+
+    def job_outcomes(self) -> dict[tuple[str, str], int]:
+        raw = self.redis.hgetall(self.key_for("metrics", "jobs_total"))
+        out = {}
+        for field, value in raw.items():
+            method, _, status = _text(field).partition("|")
+            out[(method, status)] = int(value)
+        return out
+
+    def duration_histograms(self) -> dict[str, dict[str, float]]:
+        """method -> {"le=<bound>": cumulative count, "count": n, "sum": seconds}."""
+        prefix = self.key_for("metrics", "duration", "")
+        out = {}
+        for key in self.redis.scan_iter(match=prefix + "*", count=1000):
+            method = _text(key)[len(prefix) :]
+            out[method] = {_text(k): float(v) for k, v in self.redis.hgetall(key).items()}
+        return out
+
+    def _get_bytes(self, key: str) -> bytes | None:
+        value = self.redis.get(key)
+        if value is None:
+            return None
+        return value if isinstance(value, bytes) else str(value).encode()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def connect(url: str) -> Redis:
+    """A Redis client returning bytes (audio is stored raw), with sane socket timeouts."""
+    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)

@@ -1,0 +1,70 @@
+"""Turning an upload into a queued job: references, audio checks, storage, enqueueing."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from latsep.models.audio import AudioError
+from latsep.service import queueing
+from latsep.service.errors import bad_parameter, from_audio_error, unavailable
+from latsep.service.store import JobRequest, JobStore
+from latsep.service.uploads import inspect_audio
+from latsep.settings import Settings
+
+REFERENCE_PREFIX = "reference_"
+
+
+async def reference_uploads(request: Request, sources: list[str]) -> dict[str, UploadFile]:
+    form = await request.form()  # already parsed (and size-limited) for the declared fields
+    out: dict[str, UploadFile] = {}
+    for key, value in form.multi_items():
+        if not key.startswith(REFERENCE_PREFIX):
+            continue
+        source = key[len(REFERENCE_PREFIX) :]
+        if source not in sources:
+            raise bad_parameter(
+                f"{key}: {source!r} is not among the separated sources ({', '.join(sources)})"
+            )
+        if not isinstance(value, UploadFile):
+            raise bad_parameter(f"{key} must be a file")
+        if source in out:
+            raise bad_parameter(f"{key} was given twice")
+        out[source] = value
+    if out and len(out) != len(sources):
+        missing = [f"{REFERENCE_PREFIX}{s}" for s in sources if s not in out]
+        raise bad_parameter(f"give a reference for every source or none; missing {missing}")
+    return out
+
+
+def accept(
+    settings: Settings,
+    store: JobStore,
+    request: JobRequest,
+    mixture: bytes,
+    references: dict[str, bytes],
+) -> None:
+    """Check the audio, then store it and enqueue the job (in a thread: it decodes)."""
+    try:
+        info = inspect_audio(mixture, settings.max_duration_seconds)
+    except AudioError as exc:
+        raise from_audio_error(exc, "file") from exc
+    for source, data in references.items():
+        try:
+            inspect_audio(data, settings.max_duration_seconds, allow_silent=True)
+        except AudioError as exc:
+            raise from_audio_error(exc, f"{REFERENCE_PREFIX}{source}") from exc
+    depth = sum(queueing.queue_depth(store.redis, settings.queue_name).values())
+    if depth >= settings.max_queue_depth:
+        raise unavailable(f"the queue is full ({depth} jobs waiting); try again later")
+    request.duration_seconds = round(info.duration_seconds, 4)
+    ttl = settings.upload_ttl_seconds + settings.result_ttl_seconds
+    store.save_request(request, ttl)
+    store.save_upload(request.job_id, mixture, references, settings.upload_ttl_seconds)
+    queueing.enqueue_separation(
+        store.redis,
+        request,
+        timeout=settings.job_timeout(info.duration_seconds),
+        result_ttl=settings.result_ttl_seconds,
+        queued_ttl=settings.upload_ttl_seconds,
+    )

@@ -1,0 +1,144 @@
+"""Upload limits, enforced while the bytes arrive, and checks of the uploaded audio.
+
+`BodyLimitMiddleware` refuses a request whose Content-Length exceeds the byte limit before
+reading it, and counts the bytes of the others as they stream in (chunked uploads lie about
+nothing because they declare nothing): the multipart parser never sees more than the limit.
+`inspect_audio` then reads the file's header for its duration (413 when too long, before
+decoding) and decodes it block by block to refuse truncated, empty, silent or NaN audio.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from latsep.models.audio import (
+    AudioTooLong,
+    EmptyAudio,
+    NonFiniteAudio,
+    SilentAudio,
+    UndecodableAudio,
+    probe_duration,
+)
+from latsep.service.errors import error_body, too_large
+
+_BLOCK_FRAMES = 1 << 16
+
+
+class BodyLimitMiddleware:
+    """413 for request bodies over `max_bytes`, decided without buffering them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(send, declared)
+            return
+        received = 0
+        limit = self.max_bytes
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # An HTTPException: FastAPI re-raises it from body parsing -> JSON 413.
+                    raise too_large(f"the upload exceeds the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    async def _refuse(self, send: Send, declared: int) -> None:
+        body = json.dumps(
+            error_body(
+                413,
+                "too_large",
+                f"the upload is {declared} bytes; the limit is {self.max_bytes} bytes",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    duration_seconds: float
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False) -> AudioInfo:
+    """Check that `data` is usable audio no longer than `max_seconds`; raise AudioError if not.
+
+    The duration comes from the header first (a 10-hour file is refused unread); then every
+    block is decoded, so a truncated or corrupt file fails here rather than in the worker.
+    """
+    if not data:
+        raise UndecodableAudio("the file is empty (0 bytes)")
+    duration = probe_duration(data)
+    if duration > max_seconds:
+        raise AudioTooLong(f"audio is {duration:.1f} s long; the limit is {max_seconds:.1f} s")
+    frames = 0
+    peak = 0.0
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            rate, channels, declared = f.samplerate, f.channels, f.frames
+            for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise NonFiniteAudio("the audio holds NaN or infinite samples")
+                frames += block.shape[0]
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+                if frames / rate > max_seconds:
+                    raise AudioTooLong(f"audio is longer than the limit of {max_seconds:.1f} s")
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, NonFiniteAudio | AudioTooLong):
+            raise
+        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+    if frames == 0:
+        raise EmptyAudio("the audio file holds no samples")
+    if 0 < declared < 2**62 and frames < declared:
+        raise UndecodableAudio(
+            f"the file is truncated: its header announces {declared} frames, {frames} decode"
+        )
+    if peak == 0.0 and not allow_silent:
+        raise SilentAudio("the audio is digital silence: every sample is zero")
+    return AudioInfo(frames / rate, rate, channels, frames)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__

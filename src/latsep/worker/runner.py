@@ -1,0 +1,124 @@
+"""`latsep worker`: load bundles once, register what we serve, run jobs in this process.
+
+The worker is rq's SimpleWorker (no fork per job: CUDA does not survive fork). A heartbeat
+thread refreshes the worker's registration (methods, sources, sample rate, bundles) under a
+short TTL, so the API knows what is served and can tell a dead worker from a busy one; each
+beat also runs the reaper that requeues or fails the jobs of dead workers. SIGTERM asks rq for
+a warm shutdown: the running job finishes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from redis import Redis
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+
+from latsep.service.queueing import make_queue, queue_name, reap_abandoned
+from latsep.service.store import JobStore, WorkerInfo
+from latsep.settings import Settings, expand_bundle_paths
+from latsep.worker import runtime
+from latsep.worker.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class LatsepWorker(SimpleWorker):
+    """SimpleWorker whose jobs are retried only by the reaper (after a crash), never on error.
+
+    A deterministic failure (undecodable audio, an unservable request) would fail again.
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        job.retries_left = None
+        super().execute_job(job, queue)
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes the registration every `interval` s and reaps dead workers' jobs."""
+
+    def __init__(self, store: JobStore, info: WorkerInfo, settings: Settings) -> None:
+        super().__init__(name="latsep-heartbeat", daemon=True)
+        self.store, self.info, self.settings = store, info, settings
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        self.store.register_worker(self.info, self.settings.worker_ttl_seconds)
+        reap_abandoned(self.store.redis, self.store, self.info.queues)
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.settings.worker_heartbeat_seconds):
+            try:
+                self.beat()
+            except Exception:  # Redis hiccup: try again on the next beat
+                log.exception("heartbeat failed")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    redis: Redis,
+    bundle_paths: Sequence[Path] | None = None,
+    burst: bool = False,
+    name: str | None = None,
+    engine: Engine | None = None,
+) -> bool:
+    """Load bundles, register, and work until stopped (or, with `burst`, until idle)."""
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    if engine is None:
+        paths = expand_bundle_paths(bundle_paths) if bundle_paths else settings.bundle_paths()
+        if not paths:
+            raise SystemExit(
+                f"no bundle to load: set LATSEP_BUNDLES or put bundles in {settings.artifacts_dir}"
+            )
+        log.info("loading bundles %s", ", ".join(str(p) for p in paths))
+        engine = Engine.load(paths, device=settings.device)
+    store = JobStore(redis, settings.namespace)
+    runtime.install(runtime.WorkerContext(settings, store, engine))
+    queues = [queue_name(settings.queue_name, m) for m in engine.methods()]
+    name = name or worker_name()
+    info = WorkerInfo(
+        name=name,
+        hostname=socket.gethostname(),
+        pid=os.getpid(),
+        device=engine.device,
+        queues=queues,
+        bundles=engine.capabilities(),
+        started_at=time.time(),
+    )
+    heartbeat = Heartbeat(store, info, settings)
+    heartbeat.beat()  # registered (and old crashes reaped) before the first job
+    heartbeat.start()
+    worker = LatsepWorker(
+        [make_queue(redis, q) for q in queues],
+        name=name,
+        connection=redis,
+        serializer=JSONSerializer,
+    )
+    log.info("worker %s serves %s on %s", name, ", ".join(engine.methods()), engine.device)
+    try:
+        return bool(worker.work(burst=burst, logging_level=settings.log_level.upper()))
+    finally:
+        heartbeat.stop()
+        store.unregister_worker(name)

@@ -1,0 +1,98 @@
+"""The `tiny` pipeline end to end: corpus → codecs → priors → counts → bundles, via the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latsep.cli import main
+from latsep.models.bundle import load_bundles
+from latsep.models.train import load_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("tiny-run")
+    args = ["train", "bundle", "--config", "tiny", "--corpus", str(tiny_corpus)]
+    args += ["--run-dir", str(work / "run"), "--out", str(work / "out"), "--no-progress"]
+    args += ["--threads", "1"]
+    assert main(args) == 0
+    return work
+
+
+def test_tiny_pipeline_serves_all_five_methods(trained: Path) -> None:
+    by_method = load_bundles(trained / "out", device="cpu")
+    assert set(by_method) == {"lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe"}
+    plain = by_method["lass"]
+    assert plain.sources == ("bass", "drums", "other")
+    assert plain.max_sources("mlass-bp") == 3
+    k = plain.num_tokens
+    tokens = plain.codec.encode(torch.zeros(1, 320))
+    assert tokens.shape == (1, 20) and int(tokens.max()) < k
+    # Every method builds its likelihood from the stored tables.
+    for method, bundle in by_method.items():
+        for sources in bundle.source_sets(method):
+            assert bundle.likelihood(method, sources).num_tokens == k
+    prior = plain.prior("drums")
+    state = prior.advance(prior.initial_state(2), torch.tensor([0, 1]))
+    assert torch.allclose(prior.log_probs(state).exp().sum(-1), torch.ones(2), atol=1e-5)
+
+
+def test_manifest_has_provenance_and_quality(trained: Path) -> None:
+    manifest = json.loads((trained / "out" / "plain" / "manifest.json").read_text())
+    provenance = manifest["provenance"]
+    assert provenance["config_name"] == "tiny"
+    assert len(provenance["corpus_index_sha256"]) == 64
+    assert provenance["codec_steps"] == load_config("tiny").codec_training.steps
+    assert set(provenance["prior_steps"]) == {"bass", "drums", "other"}
+    quality = manifest["quality"]
+    assert set(quality["codec"]["sdr"]) == {"bass", "drums", "other"}
+    for figures in quality["priors"].values():
+        assert np.isfinite(figures["nll_bits_per_token"])
+        assert figures["nll_bits_per_token"] <= np.log2(16) + 1
+    coverage = quality["counts"]["valid_coverage"]["lass:bass+drums"]
+    assert 0.0 <= coverage["weighted"] <= 1.0
+    lq = json.loads((trained / "out" / "lq" / "manifest.json").read_text())
+    assert lq["likelihood"]["gaussian_sigma"] > 0
+    assert "linear_agreement" in lq["quality"]["codec"]
+
+
+def test_rerun_resumes_without_training_again(trained: Path, tiny_corpus: Path) -> None:
+    before = (trained / "run" / "codec-plain" / "model.safetensors").read_bytes()
+    args = ["train", "codec", "--config", "tiny", "--corpus", str(tiny_corpus)]
+    args += ["--run-dir", str(trained / "run"), "--kind", "plain", "--no-progress"]
+    assert main(args) == 0
+    assert (trained / "run" / "codec-plain" / "model.safetensors").read_bytes() == before
+
+
+def test_codec_training_resumes_from_a_checkpoint(tiny_corpus: Path, tmp_path: Path) -> None:
+    # Stop after 10 steps by giving fewer steps, then extend the run to 20: the second
+    # call continues from step 10 instead of starting over.
+    import dataclasses
+
+    from latsep.models.train.codec_training import train_codec
+
+    config = load_config("tiny")
+
+    def with_steps(n: int):
+        return dataclasses.replace(
+            config, codec_training=dataclasses.replace(config.codec_training, steps=n)
+        )
+
+    first = train_codec(with_steps(10), "plain", tiny_corpus, tmp_path, device=torch.device("cpu"),
+                        progress=False)  # fmt: skip
+    assert first.state.step == 10 and first.state.finished
+    state_path = tmp_path / "codec-plain" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["finished"] = False
+    state_path.write_text(json.dumps(state))
+    second = train_codec(with_steps(20), "plain", tiny_corpus, tmp_path, device=torch.device("cpu"),
+                         progress=False)  # fmt: skip
+    assert second.state.step == 20
+    assert [h["step"] for h in second.state.history] == [10, 20]

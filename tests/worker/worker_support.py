@@ -1,0 +1,115 @@
+"""Helpers of the worker tests: a toy bundle built from real model parts, test audio.
+
+The toy bundle has the shipped bundles' interface (sources, methods, codec, prior(source),
+likelihood(method, sources), max_sources) over an untrained tiny codec, random Markov priors
+and random count tables, so the whole worker path runs in a second, independently of which
+trained bundles exist.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latsep.models.codec import Codec, CodecConfig
+from latsep.models.likelihood import ChainLikelihood, CountLikelihood, MarginalLikelihood
+from latsep.models.prior.markov import MarkovPrior
+from latsep.worker.engine import Engine, LoadedBundle
+
+
+class ToyBundle:
+    methods = ("lass", "mlass-bp", "mlass-pe")
+
+    def __init__(self, sources: tuple[str, ...] = ("bass", "drums"), seed: int = 0) -> None:
+        torch.manual_seed(seed)
+        self.sources = sources
+        self.codec = Codec(CodecConfig.tiny()).eval()
+        self.sample_rate = self.codec.sample_rate
+        self.hop_length = self.codec.hop_length
+        self.num_tokens = k = CodecConfig.tiny().num_tokens
+        g = torch.Generator().manual_seed(seed)
+        self._priors = {s: MarkovPrior.random(k, generator=g) for s in sources}
+        self._counts = torch.randint(0, 5, (k, k, k), generator=g).double()
+
+    def prior(self, source: str) -> MarkovPrior:
+        return self._priors[source]
+
+    def source_sets(self, method: str) -> tuple[tuple[str, ...], ...]:
+        """Like a shipped bundle: every pair, plus every larger set for the mlass methods."""
+        top = len(self.sources) if method.startswith("mlass") else 2
+        sets = [c for n in range(2, top + 1) for c in itertools.combinations(self.sources, n)]
+        return tuple(sets)
+
+    def max_sources(self, method: str) -> int:
+        return max(len(s) for s in self.source_sets(method))
+
+    def canonical_order(self, method: str, sources: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s for s in self.sources if s in sources)
+
+    def likelihood(self, method: str, sources: tuple[str, ...]) -> object:
+        n = len(sources)
+        if method == "lass":
+            return CountLikelihood(self._counts, smoothing=1.0)
+        if method == "mlass-bp":
+            return ChainLikelihood([self._counts] * (n - 1), smoothing=1.0)
+        return MarginalLikelihood(self._counts.sum(1)[None].repeat(n, 1, 1), smoothing=1.0)
+
+
+def toy_engine(**kwargs) -> Engine:
+    return Engine([LoadedBundle("toy", Path("/nonexistent/toy"), ToyBundle(**kwargs))], "cpu")
+
+
+def mixture(seconds: float = 1.0, rate: int = 22050, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    bass = (0.3 * np.sin(2 * np.pi * 55 * t)).astype(np.float32)
+    drums = (0.2 * np.exp(-((t * 4) % 1.0) * 12) * rng.standard_normal(t.size)).astype(np.float32)
+    return bass, drums
+
+
+# Same claim protocol as tests/service/service_support.py (test helpers do not import
+# across test folders).
+LOCK_DB = 15  # holds the locks below; never flushed by these tests
+
+
+def claim_test_db(host_url: str, candidates: tuple[int, ...]) -> int | None:
+    """Claim a Redis database for this test session (flushed per test, so it must be ours
+    alone: two sessions at once, e.g. CI's and a developer's, must not share one).
+
+    A claim is a key in LOCK_DB naming our pid; a dead holder's claim is taken over.
+    """
+    from redis import Redis
+
+    locks = Redis.from_url(f"{host_url}/{LOCK_DB}", socket_connect_timeout=1)
+    for db in candidates:
+        key = f"latsep:test-db-lock:{db}"
+        if locks.set(key, os.getpid(), nx=True, ex=3 * 3600):
+            return db
+        holder = locks.get(key)
+        if holder is not None and not _alive(int(holder)):
+            locks.set(key, os.getpid(), ex=3 * 3600)
+            return db
+    return None
+
+
+def release_test_db(host_url: str, db: int) -> None:
+    from redis import Redis
+
+    locks = Redis.from_url(f"{host_url}/{LOCK_DB}", socket_connect_timeout=1)
+    key = f"latsep:test-db-lock:{db}"
+    if locks.get(key) == str(os.getpid()).encode():
+        locks.delete(key)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
