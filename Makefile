@@ -1,6 +1,6 @@
 # make setup: system packages + .venv (idempotent).  make test / make lint: the checks CI runs.
 VENV := .venv/bin
-.PHONY: setup test lint run serve corpus
+.PHONY: setup test lint run serve
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,8 @@ lint: setup
 	$(VENV)/ruff format --check src tests bench
 	$(VENV)/mypy
 
-# The main job. Until the service lands this builds a small demo corpus.
+# The main job: the whole service on one machine (API + worker + embedded Redis), shipped bundles.
 run: setup
-	$(VENV)/latsep corpus build --out data/corpus-demo --minutes 5
+	$(VENV)/latsep serve
+
+serve: run

@@ -96,3 +96,28 @@ def test_codec_training_resumes_from_a_checkpoint(tiny_corpus: Path, tmp_path: P
                          progress=False)  # fmt: skip
     assert second.state.step == 20
     assert [h["step"] for h in second.state.history] == [10, 20]
+
+
+def test_caches_follow_the_codec_checkpoint(
+    trained: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    # Pretend the plain codec was trained further: counts must be recounted, token
+    # streams re-encoded, and a prior trained on the old tokens refused, not mixed.
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    state_path = run / "codec-plain" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["step"] += 1
+    state_path.write_text(json.dumps(state))
+    common = ["--config", "tiny", "--corpus", str(tiny_corpus), "--run-dir", str(run)]
+    common += ["--no-progress", "--threads", "1"]
+    assert main(["train", "counts", "--bundle", "plain", *common]) == 0
+    counted = json.loads((run / "counts-plain" / "result.json").read_text())
+    assert counted["codec"] == f"plain@{state['step']}"
+    with pytest.raises(RuntimeError, match="delete"):
+        main(["train", "prior", "--kind", "plain", "--source", "bass", *common])
+    from latsep.models.train.tokens import streams_codec
+
+    assert streams_codec(run / "tokens-plain" / "bass.safetensors") == f"plain@{state['step']}"

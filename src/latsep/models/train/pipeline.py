@@ -35,7 +35,7 @@ from latsep.models.train.counts import TablePlan
 from latsep.models.train.data import StemStore, corpus_hash
 from latsep.models.train.device import git_commit, seed_everything
 from latsep.models.train.prior_training import PriorRun, train_prior
-from latsep.models.train.tokens import encode_store, load_streams, save_streams
+from latsep.models.train.tokens import encode_store, load_streams, save_streams, streams_codec
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,17 @@ class Pipeline:
             )
         return self._codecs[kind]
 
+    def codec_id(self, kind: str) -> str:
+        """Which codec checkpoint downstream caches were made with: kind and step."""
+        return f"{kind}@{self.codec(kind).state.step}"
+
     def prior(self, kind: str, source: str) -> PriorRun:
         codec = self.codec(kind).codec
+        codec_id = self.codec_id(kind)
         token_path = self.run_root / f"tokens-{kind}" / f"{source}.safetensors"
+        if token_path.is_file() and streams_codec(token_path) not in (None, codec_id):
+            log.info("tokens in %s are from another codec checkpoint: re-encoding", token_path)
+            token_path.unlink()
         if not token_path.is_file():
             gain = self.config.counts.gain_db
             streams = {
@@ -101,7 +109,7 @@ class Pipeline:
                 )
                 for split in ("train", "valid")
             }
-            save_streams(token_path, streams)
+            save_streams(token_path, streams, codec_id=codec_id)
         seed_everything(self.config.seed)
         return train_prior(
             self.config.prior,
@@ -112,11 +120,13 @@ class Pipeline:
             device=self.device,
             progress=self.progress,
             name=f"prior-{kind}-{source}",
+            tokens_from=codec_id,
         )
 
     def counts(self, spec: BundleSpec) -> CountResult:
         run_dir = self.run_root / f"counts-{spec.name}"
-        cached = _load_counts(run_dir)
+        codec_id = self.codec_id(spec.codec)
+        cached = _load_counts(run_dir, codec_id)
         if cached is not None:
             return cached
         codec = self.codec(spec.codec).codec
@@ -132,7 +142,7 @@ class Pipeline:
             fit_sigma=spec.codec == "lq",
             progress=self.progress,
         )
-        _save_counts(run_dir, result)
+        _save_counts(run_dir, result, codec_id)
         return result
 
     def bundle(self, spec: BundleSpec, out_dir: Path) -> Path:
@@ -208,7 +218,7 @@ def load_prior_checkpoint(config: PipelineConfig, run_dir: Path) -> TransformerP
     return prior.eval()
 
 
-def _save_counts(run_dir: Path, result: CountResult) -> None:
+def _save_counts(run_dir: Path, result: CountResult, codec_id: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {}
     levels = {}
@@ -224,14 +234,18 @@ def _save_counts(run_dir: Path, result: CountResult) -> None:
         "triples": result.triples,
         "gaussian_sigma": result.gaussian_sigma,
         "linear_agreement": result.linear_agreement,
+        "codec": codec_id,
     }
     (run_dir / "result.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def _load_counts(run_dir: Path) -> CountResult | None:
+def _load_counts(run_dir: Path, codec_id: str) -> CountResult | None:
+    """Cached counts, or None when absent or counted with another codec checkpoint."""
     if not (run_dir / "result.json").is_file() or not (run_dir / "tables.safetensors").is_file():
         return None
     meta = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    if meta.get("codec") != codec_id:
+        return None
     tensors = load_file(str(run_dir / "tables.safetensors"))
     tables = {
         name: [

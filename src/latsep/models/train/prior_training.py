@@ -39,14 +39,27 @@ def train_prior(
     device: torch.device,
     progress: bool = True,
     name: str = "prior",
+    tokens_from: str | None = None,
 ) -> PriorRun:
-    """Train (resume, or load when finished) a prior on streams["train"]; NLL on "valid"."""
+    """Train (resume, or load when finished) a prior on streams["train"]; NLL on "valid".
+
+    `tokens_from` identifies the codec checkpoint that made the streams; a run started on
+    another codec's tokens is refused rather than silently mixed.
+    """
     torch.manual_seed(seed)
     prior = TransformerPrior(prior_config).to(device)
     optimizer = torch.optim.AdamW(
         prior.parameters(), lr=settings.learning_rate, betas=(0.9, 0.95), weight_decay=0.01
     )
-    state = load_checkpoint(run_dir, prior, optimizer) or RunState()
+    state = load_checkpoint(run_dir, prior, optimizer) or RunState(
+        extra={"tokens_from": tokens_from}
+    )
+    recorded = state.extra.get("tokens_from")
+    if tokens_from is not None and recorded is not None and recorded != tokens_from:
+        raise RuntimeError(
+            f"{run_dir} was trained on tokens of codec {recorded}, the codec is now "
+            f"{tokens_from}; delete {run_dir} to retrain the prior on the new codec"
+        )
     budget = math.inf if settings.max_minutes is None else 60.0 * settings.max_minutes
     if state.finished or state.elapsed_seconds >= budget:
         prior.eval()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from latsep.models.codec import Codec
@@ -58,13 +59,19 @@ def encode_store(
     return TokenStreams(torch.cat(pieces), torch.tensor(offsets, dtype=torch.long))
 
 
-def save_streams(path: Path, streams: dict[str, TokenStreams]) -> None:
+def save_streams(path: Path, streams: dict[str, TokenStreams], *, codec_id: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for split, s in streams.items():
         tensors[f"{split}.tokens"] = s.tokens.contiguous()
         tensors[f"{split}.offsets"] = s.offsets.contiguous()
-    save_file(tensors, str(path))
+    save_file(tensors, str(path), metadata={"codec": codec_id})
+
+
+def streams_codec(path: Path) -> str | None:
+    """The codec id a token file was encoded with (None: not recorded)."""
+    with safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("codec")
 
 
 def load_streams(path: Path) -> dict[str, TokenStreams]:
