@@ -45,20 +45,22 @@ def random_priors(n: int, k: int, generator: torch.Generator, sharpness: float =
 
 
 def chain_posterior(priors_p, levels, y: int, weight: float = 1.0) -> torch.Tensor:
-    """Joint posterior over (z_1..z_n) for the tempered chain by full enumeration, (K,)*n."""
+    """Joint posterior Π_i p_i(z_i) · L(y | z)^w by full enumeration, (K,)*n, where
+    L(y | z) = Σ_(m_2..m_(n-1)) Π_l p_l(m_(l+2) | m_(l+1), z_(l+2)) (DESIGN.md). The engine
+    samples it for n = 2 with any w and for n >= 3 with w = 1 (it rejects the rest)."""
     n, k = len(priors_p), priors_p[0].shape[0]
     post = torch.zeros((k,) * n, dtype=torch.float64)
     for z in itertools.product(range(k), repeat=n):
         prior = float(np.prod([priors_p[i][z[i]] for i in range(n)]))
-        # Sum over hidden partial mixtures m_2..m_(n-1).
+        # Sum over hidden partial mixtures m_2..m_(n-1), then temper the whole likelihood.
         lik = 0.0
         for hidden in itertools.product(range(k), repeat=n - 2):
             m = [z[0], *hidden, y]
             term = 1.0
             for level in range(n - 1):
-                term *= float(levels[level][m[level], z[level + 1], m[level + 1]]) ** weight
+                term *= float(levels[level][m[level], z[level + 1], m[level + 1]])
             lik += term
-        post[z] = prior * lik
+        post[z] = prior * lik**weight
     return post / post.sum()
 
 

@@ -19,9 +19,10 @@ from latsep.models.likelihood import (
 
 def slice_matrix(slc, row: int = 0) -> torch.Tensor:
     """Rebuild W(a, b) of one row of a PairSlice densely."""
-    w = slc.base.matrix().clone()
+    w = slc.base.matrix(row).clone()
     w.index_put_((slc.a[row], slc.b[row]), slc.delta[row], accumulate=True)
-    return w * torch.exp(torch.tensor(slc.log_offset, dtype=torch.float64))
+    offset = torch.as_tensor(slc.log_offset, dtype=torch.float64).reshape(-1)
+    return w * offset[row if offset.numel() > 1 else 0].exp()
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.3])

@@ -8,7 +8,8 @@ from starlette.datastructures import UploadFile
 from latsep.models.audio import AudioError
 from latsep.service import queueing
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
-from latsep.service.store import JobRequest, JobStore
+from latsep.service.schemas import PAIR_METHODS
+from latsep.service.store import JobRequest, JobStore, SeparationOptions
 from latsep.service.uploads import inspect_audio
 from latsep.settings import Settings
 
@@ -37,6 +38,23 @@ async def reference_uploads(request: Request, sources: list[str]) -> dict[str, U
     return out
 
 
+def check_options(method: str, options: SeparationOptions) -> None:
+    """Reject option combinations the separation engine refuses, before anything is queued.
+
+    Beam search ranks paths by their untempered scores and exists only for the two-source
+    methods; a job asking otherwise would be accepted here and then fail in the worker.
+    """
+    if options.search != "beam":
+        return
+    if method not in PAIR_METHODS:
+        raise bad_parameter(f"search=beam serves {', '.join(PAIR_METHODS)}; not {method}")
+    if options.temperature != 1.0:
+        raise bad_parameter(
+            "search=beam ranks paths by their untempered scores: temperature must be 1 "
+            f"(got {options.temperature}); use search=sample for tempered draws"
+        )
+
+
 def accept(
     settings: Settings,
     store: JobStore,
@@ -44,7 +62,9 @@ def accept(
     mixture: bytes,
     references: dict[str, bytes],
 ) -> None:
-    """Check the audio, then store it and enqueue the job (in a thread: it decodes)."""
+    """Check the options and the audio, then store it and enqueue the job (in a thread: it
+    decodes)."""
+    check_options(request.method, request.options)
     try:
         info = inspect_audio(mixture, settings.max_duration_seconds)
     except AudioError as exc:

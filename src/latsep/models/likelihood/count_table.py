@@ -194,7 +194,8 @@ class WeightedTable:
 
     p^w = floor^w(a, b) + delta_e at the stored triples. The floor (K, K) is constant over y;
     for unseen pairs it is c0 = (1/K)^w (or 0 without smoothing), so it is kept both dense
-    (for gathers) and as c0 + a sparse correction over the seen pairs (for matrix products).
+    (for gathers) and as c0 + a sparse correction over the seen pairs (for row sums without
+    a K×K product; TableBase.row_sums recomputes exactly where that form could cancel).
     excess_chunks: CSR blocks (K_y, P_chunk) of delta over the P distinct (a, b) pairs with
     entries, in pair order, each tagged with its first pair.
     """

@@ -68,6 +68,7 @@ class GaussianLikelihood:
         self.nearest_midpoint = torch.as_tensor(nearest_midpoint).long()  # (K, K)
         if self.nearest_midpoint.shape != (k, k):
             raise ValueError("nearest_midpoint must be (K, K)")
+        self._image = torch.unique(self.nearest_midpoint)  # the codes S(a, b) can produce
         sq = (codebook * codebook).sum(1)
         # ‖e_y - e_s‖² for every pair of codes, (K, K) [y, s].
         self._code_distances = (sq[:, None] + sq[None, :] - 2.0 * codebook @ codebook.T).clamp(
@@ -83,18 +84,24 @@ class GaussianLikelihood:
         return -self._code_distances[y, self.nearest_midpoint[z1, z2]] / (2 * self.sigma**2)
 
     def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
-        """L(y | a, b)^weight for one shared target y (the mixture token of this step)."""
+        """L(y | a, b)^weight for one shared target y (the mixture token of this step).
+
+        Each row is scaled so the best pair it can reach has weight 1: by default the best
+        pair of all (the maximum over the codes S can produce); the samplers narrow it to the
+        pairs their supports reach (`PairSlice.for_weights`), so a step whose reachable
+        pairs all lie far from y does not underflow to an "impossible" step.
+        """
         y = int(targets[0])
         if not bool((targets == y).all()):
             raise ValueError("GaussianLikelihood slices one mixture token per step")
         log_values = -weight * self._code_distances[y] / (2 * self.sigma**2)  # (K,) over s
-        offset = float(log_values.max())  # the nearest code gets weight 1: no underflow
         rows = targets.shape[0]
+        offsets = log_values[self._image].max().expand(rows).clone()  # (C,)
         empty = torch.zeros(rows, 0, dtype=torch.long)
         return PairSlice(
-            base=CodeBase(self.nearest_midpoint, (log_values - offset).exp()),
+            base=CodeBase(self.nearest_midpoint, log_values, offsets),
             a=empty,
             b=empty,
             delta=torch.zeros(rows, 0, dtype=torch.float64),
-            log_offset=offset,
+            log_offset=offsets,
         )

@@ -7,13 +7,13 @@ likelihood raised to the weight w is a K×K function of its two inputs (a, b). W
 
 with `base` shared by all rows (the smoothing floor of a count table, or the Gaussian on
 codewords) and a short per-row list of sparse excesses (the observed counts for that
-output). W is exact up to a positive constant per step: log W_true = log W + log_offset.
+output). W is exact up to a positive constant per row: log W_true = log W + log_offset[c].
 Shapes: C rows (candidates or beams), E sparse entries per row, K codes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import torch
@@ -38,8 +38,12 @@ class PairBase(Protocol):
         """base[a, b] for broadcastable LongTensors a, b; float64."""
         ...
 
-    def matrix(self) -> torch.Tensor:
-        """base as a dense (K, K) float64 matrix."""
+    def matrix(self, row: int = 0) -> torch.Tensor:
+        """base of one row as a dense (K, K) float64 matrix (the same for every row of a table)."""
+        ...
+
+    def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """log base[a, b] (for CodeBase: the true log W, without the row offsets)."""
         ...
 
     def row_sums(self, v: torch.Tensor) -> torch.Tensor:
@@ -51,9 +55,9 @@ class PairBase(Protocol):
 class TableBase:
     """base given by a stored (K, K) float64 table.
 
-    Optionally also as `constant + correction` with `correction` a sparse CSR (K, K) (a count
-    table's floor is one constant except on the seen pairs): then row sums cost O(C·nnz)
-    instead of a dense (C, K) × (K, K) product.
+    Optionally also as `constant + correction`, `correction` a sparse CSR (K, K) holding
+    table − constant on the seen pairs (a count table's floor is one constant c0 except on
+    the few seen pairs): row sums then cost O(C·nnz) instead of a (C, K) × (K, K) product.
     """
 
     table: torch.Tensor  # (K, K) float64
@@ -64,31 +68,128 @@ class TableBase:
     def gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _flat_gather(self.table, a, b)
 
-    def matrix(self) -> torch.Tensor:
+    def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.gather(a, b).log()
+
+    def matrix(self, row: int = 0) -> torch.Tensor:
         return self.table
 
     def row_sums(self, v: torch.Tensor) -> torch.Tensor:
+        """Σ_b table(a, b) v[c, b] (C, K), each entry to a relative error <= _ROW_SUM_RTOL.
+
+        Sparse form: c0·Σ_b v + Σ_(b∈S_a) (table(a, b) − c0)·v. Its rounding error is at
+        most ~2K·ε·c0·Σ_b v, whatever the table values (the correction's terms sum in
+        absolute value to <= result + c0·Σv). That is negligible unless the true sum is many
+        orders below c0·Σv: v on seen pairs only (top-k priors, zeros in a prior) whose
+        values are far below c0 (large counts, w > 1). There the difference of two numbers
+        of size c0 would be cancellation noise, or 0 — and so would c0·(Σv − Σ_S v), the
+        same subtraction written differently. So every entry whose error bound is not
+        negligible against its value is recomputed exactly from the dense table, a sum of
+        non-negative terms (O(K) each, only where needed).
+        """
         if self.correction is None:
             return v @ self.table.T
-        return self.constant * v.sum(1, keepdim=True) + (self.correction @ v.T).T
+        total = v.sum(1, keepdim=True)  # (C, 1)
+        out = self.constant * total + (self.correction @ v.T).T  # (C, K)
+        k = v.shape[1]
+        error_bound = self.constant * 2 * k * torch.finfo(torch.float64).eps * total  # (C, 1)
+        rows, codes = (error_bound > _ROW_SUM_RTOL * out).nonzero(as_tuple=True)
+        step = max(1, _EXACT_VALUES // k)
+        for start in range(0, rows.shape[0], step):  # blocks of (row, a) entries, O(K) each
+            c, a = rows[start : start + step], codes[start : start + step]
+            out[c, a] = (self.table[a] * v[c]).sum(1)
+        return out
+
+
+# Sparse row sums: relative error allowed per entry before it is recomputed exactly.
+_ROW_SUM_RTOL = 1e-9
+# Values per block of exact recomputation.
+_EXACT_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
 class CodeBase:
-    """base(a, b) = values[codes[a, b]]: a function of one code per pair (Gaussian likelihood)."""
+    """base_c(a, b) = exp(log_values[codes[a, b]] − offsets[c]): a function of one code per
+    pair (the Gaussian likelihood), scaled per row so that it cannot underflow.
+
+    log_values are the true log W per code; offsets (C,) the per-row log scale. `reachable`
+    sets each row's offset to the largest log W over the pairs its supports can reach, so the
+    best reachable pair has base 1 and a step never looks impossible (the maximum over all
+    codes, at y itself, can sit thousands of nats above every reachable pair). Exponents are
+    clipped at 0: only unreachable pairs (zero prior weight) can exceed the offset.
+    """
 
     codes: torch.Tensor  # (K, K) long
-    values: torch.Tensor  # (K,) float64
+    log_values: torch.Tensor  # (K,) float64
+    offsets: torch.Tensor  # (C,) float64
     is_zero: bool = False
 
-    def gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self.values[_flat_gather(self.codes, a, b)]
+    def _row_offsets(self, ndim: int) -> torch.Tensor:
+        return self.offsets.view(-1, *([1] * (ndim - 1)))
 
-    def matrix(self) -> torch.Tensor:
-        return self.values[self.codes]
+    def gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Row-aligned: the broadcast of a and b has the C rows first."""
+        logs = self.log_gather(a, b)
+        return (logs - self._row_offsets(logs.dim())).clamp(max=0.0).exp()
+
+    def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The true log W(a, b), no offset, no clipping."""
+        return self.log_values[_flat_gather(self.codes, a, b)]
+
+    def matrix(self, row: int = 0) -> torch.Tensor:
+        return self._scaled_values(float(self.offsets[row]))[self.codes]
+
+    def _scaled_values(self, offset: float) -> torch.Tensor:
+        """exp(log W − offset) per code, (K,), clipped at 1."""
+        return (self.log_values - offset).clamp(max=0.0).exp()
 
     def row_sums(self, v: torch.Tensor) -> torch.Tensor:
-        return v @ self.matrix().T
+        """One (C, K) × (K, K) product at the largest offset, rescaled per row; rows whose
+        offset lies more than _SHARED_RANGE nats below it get their own product."""
+        reference = float(self.offsets.max())
+        shared = self._scaled_values(reference)[self.codes]  # (K, K)
+        out = (v @ shared.T) * (reference - self.offsets).exp()[:, None]  # (C, K)
+        for row in (reference - self.offsets > _SHARED_RANGE).nonzero().flatten().tolist():
+            out[row] = v[row] @ self.matrix(row).T
+        return out
+
+    def reachable(
+        self,
+        left_codes: torch.Tensor,
+        left_values: torch.Tensor,
+        right_codes: torch.Tensor,
+        right_values: torch.Tensor,
+    ) -> CodeBase:
+        """Offsets = max log W over the pairs (a, b) with positive weight on both sides.
+
+        left_codes (C, ka) and left_values (C, ka) > 0 where reachable; same on the right.
+        """
+        rows, ka = left_codes.shape
+        kb = right_codes.shape[1]
+        if rows * ka * kb <= _GRID_VALUES:
+            logs = self.log_gather(left_codes[:, :, None], right_codes[:, None, :])  # (C, ka, kb)
+            ok = (left_values > 0)[:, :, None] & (right_values > 0)[:, None, :]
+            offsets = logs.masked_fill(~ok, float("-inf")).amax((1, 2))
+        else:  # one row at a time; a row that reaches every pair keeps the image maximum
+            k = self.codes.shape[0]
+            offsets = self.offsets.clone()
+            for row in range(rows):
+                a = left_codes[row][left_values[row] > 0]
+                b = right_codes[row][right_values[row] > 0]
+                if a.numel() == k and b.numel() == k:
+                    continue
+                step = max(1, _GRID_VALUES // max(1, b.numel()))
+                offsets[row] = max(
+                    float(self.log_gather(a[i : i + step, None], b[None, :]).max())
+                    for i in range(0, a.numel(), step)
+                )
+        return CodeBase(self.codes, self.log_values, offsets)
+
+
+# CodeBase: rows whose offset is this far (nats) below the largest get their own product.
+_SHARED_RANGE = 300.0
+# CodeBase.reachable: values per vectorised block.
+_GRID_VALUES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -99,11 +200,33 @@ class PairSlice:
     a: torch.Tensor  # (C, E) long
     b: torch.Tensor  # (C, E) long
     delta: torch.Tensor  # (C, E) float64, >= 0; 0 on padding
-    log_offset: float = 0.0
+    log_offset: torch.Tensor | float = 0.0  # scalar, or (C,) per row
 
     @property
     def num_rows(self) -> int:
         return self.a.shape[0]
+
+    def for_weights(
+        self,
+        left_codes: torch.Tensor,
+        left_values: torch.Tensor,
+        right_codes: torch.Tensor,
+        right_values: torch.Tensor,
+    ) -> PairSlice:
+        """This slice rescaled per row for the pairs the given supports reach (see CodeBase);
+        tables need no rescaling and come back unchanged. Shapes (C, ka), (C, kb)."""
+        reachable = getattr(self.base, "reachable", None)
+        if reachable is None:
+            return self
+        base = reachable(left_codes, left_values, right_codes, right_values)
+        return replace(self, base=base, log_offset=base.offsets)
+
+    def log_grid(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """log W_true over supports left (C, ka), right (C, kb): (C, ka, kb), -inf where 0."""
+        if isinstance(self.base, CodeBase):  # exact in log space: never underflows
+            return self.base.log_gather(left[:, :, None], right[:, None, :])
+        offset = torch.as_tensor(self.log_offset, dtype=torch.float64).reshape(-1, 1, 1)
+        return self.grid(left, right).log() + offset
 
     def grid(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """W_c(left[c, i], right[c, j]) for supports left (C, ka), right (C, kb): (C, ka, kb)."""

@@ -24,6 +24,15 @@ class MarkovPrior:
             raise ValueError(f"need initial (K,) and transition (K, K); got {initial.shape}")
         if (initial < 0).any() or (transition < 0).any():
             raise ValueError("probabilities must be non-negative")
+        if not (torch.isfinite(initial).all() and torch.isfinite(transition).all()):
+            raise ValueError("probabilities must be finite")
+        if not initial.sum() > 0:
+            raise ValueError("initial weights are all zero: no first token is possible")
+        dead = (transition.sum(1) <= 0).nonzero().flatten()
+        if dead.numel():
+            raise ValueError(
+                f"transition rows {dead.tolist()[:8]} are all zero: no token could follow them"
+            )
         # Normalise here so callers may pass weights; log(0) = -inf marks impossible tokens.
         self._log_initial = (initial / initial.sum()).log().float()  # (K,)
         self._log_transition = (transition / transition.sum(1, keepdim=True)).log().float()

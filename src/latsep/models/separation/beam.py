@@ -26,7 +26,7 @@ _CHUNK_VALUES = 1 << 22
 
 @dataclass
 class Beams:
-    states: list[Any]
+    states: list[Any]  # per prior; after beam_search, not advanced by the last step
     tokens: torch.Tensor  # (B, 2, t) long
     scores: torch.Tensor  # (B,) float64
     origins: torch.Tensor  # (B,) long
@@ -64,7 +64,7 @@ def _best_expansions(
             + log_priors[1].gather(1, supports_b)[:, None, :]
         )  # (B, ka, kb)
         if use_likelihood:
-            total = total + slc.grid(supports_a, supports_b).log() + slc.log_offset
+            total = total + slc.log_grid(supports_a, supports_b)
         values, flat = total.flatten().topk(min(width, total.numel()))
         beam = flat // (ka * kb)
         a = supports_a[beam, (flat // kb) % ka]
@@ -91,7 +91,12 @@ def beam_search(
     weight: float,
     progress: Callable[[int], None] | None = None,
 ) -> Beams:
-    """Extend `beams` over every mixture token; returns at most `width` beams, best first."""
+    """Extend `beams` over every mixture token; returns at most `width` beams, best first.
+
+    The returned states have *not* been advanced by the last step's tokens (the engine never
+    reads them, and for a windowed prior that last advance could cost a wasted re-prime).
+    """
+    steps = mixture_tokens.shape[0]
     for t, y in enumerate(mixture_tokens.tolist()):
         log_priors = [
             p.log_probs(s).cpu().double() for p, s in zip(priors, beams.states, strict=True)
@@ -105,7 +110,8 @@ def beam_search(
                 likelihood, log_priors, beams.scores, y, weight, width, top_k, False
             )
         states = [p.select(s, rows) for p, s in zip(priors, beams.states, strict=True)]
-        states = [p.advance(s, z) for p, s, z in zip(priors, states, (a, b), strict=True)]
+        if t + 1 < steps:  # nothing reads the state after the last token: skip its advance
+            states = [p.advance(s, z) for p, s, z in zip(priors, states, (a, b), strict=True)]
         beams = Beams(
             states=states,
             tokens=torch.cat([beams.tokens[rows], torch.stack([a, b], 1)[:, :, None]], 2),

@@ -4,6 +4,11 @@ Scores (Separation.log_scores) are Σ_t [Σ_i log p_i(z_i | history) + w·log L(
 the untempered, unpruned prior log-probs; temperature and top_k only shape what is drawn.
 For mlass-bp, L is taken along the sampled hidden partial-mixture tokens; for mlass-pe it is
 Π_i p(y | z_i). A fallback step (every tuple impossible) contributes only the priors' terms.
+
+likelihood_weight w must be > 0 (w = 0 would make 0^0 and 0·log 0 ambiguous). For mlass-bp
+with n >= 3 sources w must be 1: DESIGN asks for Π_i p_i · L^w with L = Σ_m Π_l p_l, and L^w
+has no chain factorisation, so per-step belief propagation cannot sample it exactly (tempering
+every level instead, Σ_m Π_l p_l^w, is a different distribution). With n = 2 any w is exact.
 """
 
 from __future__ import annotations
@@ -84,8 +89,14 @@ def _validate(
         raise ValueError(f"temperature must be > 0; got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
-    if not (likelihood_weight >= 0 and math.isfinite(likelihood_weight)):
-        raise ValueError(f"likelihood_weight must be a finite number >= 0; got {likelihood_weight}")
+    if not (likelihood_weight > 0 and math.isfinite(likelihood_weight)):
+        raise ValueError(f"likelihood_weight must be a finite number > 0; got {likelihood_weight}")
+    if method == "mlass-bp" and n_sources >= 3 and likelihood_weight != 1.0:
+        raise ValueError(
+            "likelihood_weight must be 1 for mlass-bp with 3 or more sources: L^w has no chain "
+            "factorisation (L sums over the hidden partial mixtures), so belief propagation "
+            f"cannot sample Π p_i · L^w exactly; got {likelihood_weight}"
+        )
 
 
 def _sampler(method: str, likelihood: object, weight: float) -> StepSampler:
@@ -142,6 +153,8 @@ def separate(
     prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
     long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
     (beam search ranks with them). `progress` is called with the number of steps done.
+    Beam search returns fewer than `num_candidates` rows when fewer distinct paths exist
+    (e.g. T = 0 gives one row, T = 1 at most K² rows); it never pads.
     """
     _validate(
         method,
@@ -163,11 +176,18 @@ def separate(
             raise ValueError("prefix must be (N, P) or (C, N, P)")
         if search == "sample" and prefix.shape[0] != num_candidates:
             raise ValueError("a per-candidate prefix needs one row per candidate")
+    if prefix_scores is not None:
+        rows = num_candidates if search == "sample" else (1 if prefix is None else prefix.shape[0])
+        if tuple(prefix_scores.shape) != (rows,):
+            raise ValueError(
+                f"prefix_scores must be ({rows},), one per prefix row; "
+                f"got {tuple(prefix_scores.shape)}"
+            )
     with torch.inference_mode():
         if search == "beam":
             return _separate_beam(
                 priors,
-                likelihood,  # type: ignore[arg-type]
+                likelihood,
                 mixture_tokens,
                 num_candidates,
                 top_k,
@@ -209,6 +229,7 @@ def _separate_sample(
     if prefix_scores is not None:
         scores += prefix_scores.to(torch.float64)
     fallback_steps = torch.zeros(rows, dtype=torch.long)
+    hidden: torch.Tensor | None = None  # (C, N - 2, T) partial mixtures, mlass-bp only
     for t, y in enumerate(mixture_tokens.tolist()):
         # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
         log_priors = [p.log_probs(s).cpu() for p, s in zip(priors, states, strict=True)]
@@ -219,13 +240,18 @@ def _separate_sample(
         scores += draw.log_likelihood
         fallback_steps += draw.fallback
         tokens[:, :, t] = draw.tokens
-        states = [
-            p.advance(s, draw.tokens[:, i])
-            for i, (p, s) in enumerate(zip(priors, states, strict=True))
-        ]
+        if draw.hidden is not None:
+            if hidden is None:
+                hidden = torch.zeros(rows, draw.hidden.shape[1], steps, dtype=torch.long)
+            hidden[:, :, t] = draw.hidden
+        if t + 1 < steps:  # nothing reads the state after the last token: skip its advance
+            states = [
+                p.advance(s, draw.tokens[:, i])
+                for i, (p, s) in enumerate(zip(priors, states, strict=True))
+            ]
         if progress is not None:
             progress(t + 1)
-    return Separation(tokens, scores, fallback_steps, torch.arange(rows))
+    return Separation(tokens, scores, fallback_steps, torch.arange(rows), hidden)
 
 
 def _separate_beam(

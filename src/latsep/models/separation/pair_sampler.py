@@ -7,6 +7,8 @@ sparse part; we pick the part by its mass, then draw inside it:
 - sparse part: one draw over the row's (C, E) entries u[a_e]·v[b_e]·delta_e.
 Rows whose whole mass is zero (every tuple impossible for this output) draw a and b from
 u and v alone and are flagged: the fallback rule "likelihood treated as uniform".
+A Gaussian slice is first rescaled per row to the pairs the supports reach, so its values
+cannot all underflow and a Gaussian step is never mistaken for an impossible one.
 """
 
 from __future__ import annotations
@@ -57,8 +59,7 @@ def pair_masses(
     if left.support is None or right.support is None:
         if slc.base.is_zero:
             return torch.zeros(u.shape[0], dtype=torch.float64), None, sparse
-        # (C, K): Σ_b u(a) v(b) base(a, b); clamp: constant + sparse correction may round below 0
-        marginal = u * slc.base.row_sums(v).clamp(min=0.0)
+        marginal = u * slc.base.row_sums(v)  # (C, K): Σ_b u(a) v(b) base(a, b), all >= 0
         return marginal.sum(1), marginal, sparse
     ia, ib = left.support_or_all(), right.support_or_all()
     grid = slc.base.gather(ia[:, :, None], ib[:, None, :])  # (C, ka, kb)
@@ -74,6 +75,10 @@ def sample_pairs(
 ) -> PairDraw:
     """Draw (a, b) per row exactly from ∝ u(a) v(b) W(a, b); see the module docstring."""
     rows = slc.num_rows
+    # Rescale a Gaussian slice to the pairs these supports reach (tables come back as they are).
+    slc = slc.for_weights(
+        left.support_or_all(), left.support_values(), right.support_or_all(), right.support_values()
+    )
     base_mass, base_part, sparse = pair_masses(slc, left, right)
     sparse_mass = sparse.sum(1)
     total = base_mass + sparse_mass

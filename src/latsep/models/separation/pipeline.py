@@ -89,8 +89,8 @@ def _decode(codec: Codec, tokens: torch.Tensor, length: int) -> np.ndarray:
     out = np.zeros((c * n, length), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, c * n, _DECODE_ROWS):
-            audio = codec.decode(flat[start : start + _DECODE_ROWS]).detach().float().cpu()
-            audio = audio.reshape(audio.shape[0], -1)[:, :length].numpy()
+            decoded = codec.decode(flat[start : start + _DECODE_ROWS]).detach().float().cpu()
+            audio = decoded.reshape(decoded.shape[0], -1)[:, :length].numpy()
             out[start : start + audio.shape[0], : audio.shape[1]] = audio
     return out.reshape(c, n, length)
 

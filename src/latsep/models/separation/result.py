@@ -20,9 +20,16 @@ class Separation:
         back to the priors alone (likelihood treated as uniform).
     origins: (C,) long, the prefix row each candidate extends (beam search may drop or
         duplicate rows of a per-candidate prefix); arange(C) for sampling.
+    hidden_tokens: (C, N - 2, T) long for mlass-bp sampling, else None: the sampled hidden
+        partial-mixture tokens m_2..m_(N-1) along which the likelihood term was scored
+        (-1 at fallback steps).
+
+    Beam search returns *fewer* than num_candidates rows when fewer distinct paths exist
+    (T = 0 gives exactly one empty row; T = 1 at most K² rows); rows are never padded.
     """
 
     tokens: torch.Tensor
     log_scores: torch.Tensor
     fallback_steps: torch.Tensor
     origins: torch.Tensor
+    hidden_tokens: torch.Tensor | None = None

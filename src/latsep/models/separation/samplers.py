@@ -28,6 +28,7 @@ class StepDraw:
     tokens: torch.Tensor  # (C, N) long
     log_likelihood: torch.Tensor  # (C,) float64, w·log L of the drawn tuple (0 on fallback)
     fallback: torch.Tensor  # (C,) bool
+    hidden: torch.Tensor | None = None  # (C, N - 2) long: mlass-bp partial mixtures, -1 on fallback
 
 
 class PairLikelihood(Protocol):
@@ -73,10 +74,10 @@ class ChainSampler:
     Forward filtering: α_1 = u_1 over m_1 = z_1, α_(l+2)(m') = Σ_(m, z) α_(l+1)(m) u_(l+2)(z)
     p_l(m' | m, z)^w. Backward sampling: (m_(n-1), z_n) from α_(n-1)(m) u_n(z) p(y | m, z)^w,
     then down the levels with each sampled m as the next level's output. Hidden levels are
-    summed out, never pinned to y. The weight w tempers every level's conditional: for n = 2
-    that is L^w exactly; for n >= 3 with w != 1 it is the tempered chain Π_l p_l^w (L^w itself
-    has no chain factorisation). Score: w·Σ_l log p_l(m_(l+2) | m_(l+1), z_(l+2)) along the
-    sampled hidden tokens (the complete-data likelihood).
+    summed out, never pinned to y. The weight w raises every level's conditional to w: for
+    n = 2 that is L^w exactly; for n >= 3 separate() only allows w = 1 (L^w has no chain
+    factorisation, and Π_l p_l^w is not it). Score: w·Σ_l log p_l(m_(l+2) | m_(l+1), z_(l+2))
+    along the sampled hidden tokens (the complete-data likelihood), which are returned too.
     """
 
     def __init__(self, likelihood: ChainLikelihood, weight: float) -> None:
@@ -105,19 +106,26 @@ class ChainSampler:
         target = torch.full((rows,), y, dtype=torch.long)
         fallback = torch.zeros(rows, dtype=torch.bool)
         log_lik = torch.zeros(rows, dtype=torch.float64)
+        hidden_inputs: dict[int, torch.Tensor] = {}  # level -> its sampled left input m
         for level in reversed(range(n - 1)):
             slc = levels[level].pair_slice(target, self.weight)
             draw = sample_pairs(slc, messages[level], weights[level + 1], generator)
+            hidden_inputs[level] = draw.a
             tokens[:, level + 1] = draw.b
             log_lik += levels[level].prob(draw.a, draw.b, target).log()
             fallback |= draw.fallback
             target = draw.a
         tokens[:, 0] = target
+        # m_(l+1) is level l's left input, for the hidden levels l = 1 .. n - 2: (C, N - 2)
+        hidden = torch.zeros(rows, n - 2, dtype=torch.long)
+        for level in range(1, n - 1):
+            hidden[:, level - 1] = hidden_inputs[level]
         if fallback.any():  # the priors alone, for every source of a failed row
             independent = torch.stack([draw_rows(w.values, generator) for w in weights], 1)
             tokens = torch.where(fallback[:, None], independent, tokens)
+            hidden = torch.where(fallback[:, None], -1, hidden)
         log_lik = torch.where(fallback, 0.0, self.weight * log_lik)
-        return StepDraw(tokens, log_lik, fallback)
+        return StepDraw(tokens, log_lik, fallback, hidden)
 
 
 class MarginalSampler:
