@@ -17,14 +17,6 @@ from latsep.worker.engine import Engine
 TEST_DBS = (14, 10, 9)  # worker tests; the service tests use 13, 12, 11
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread() -> None:
-    """The machine is shared: one torch thread keeps timings stable (and tests fast)."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 @pytest.fixture
 def engine() -> Engine:
     return toy_engine()
