@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from latsep.service.deps import SettingsDep, StoreDep
 from latsep.service.errors import ApiError, error_responses, not_found
+from latsep.service.store import JobStore
 from latsep.service.views import finished_request, job_public, load_job
 
 router = APIRouter(tags=["results"])
@@ -43,19 +44,10 @@ def get_stem(
     request = finished_request(store, job_id)
     if source not in request.sources:
         raise not_found(f"job {job_id} has no source {source!r} ({', '.join(request.sources)})")
-    data = store.fetch_stem(job_id, source)
-    if data is None:
-        raise not_found(f"the stems of job {job_id} expired")
+    data = _stem_bytes(store, job_id, source)
     if format == "flac":
         data = _to_flac(data)
-    return StreamingResponse(
-        _chunks(data),
-        media_type=f"audio/{format}",
-        headers={
-            "Content-Disposition": f'attachment; filename="{job_id}-{source}.{format}"',
-            "Content-Length": str(len(data)),
-        },
-    )
+    return _attachment(data, f"audio/{format}", f"{job_id}-{source}.{format}")
 
 
 @router.get(
@@ -69,19 +61,8 @@ def get_stems_zip(job_id: str, store: StoreDep) -> StreamingResponse:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for source in request.sources:
-            data = store.fetch_stem(job_id, source)
-            if data is None:
-                raise not_found(f"the stems of job {job_id} expired")
-            archive.writestr(f"{source}.wav", data)
-    payload = buffer.getvalue()
-    return StreamingResponse(
-        _chunks(payload),
-        media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="{job_id}-stems.zip"',
-            "Content-Length": str(len(payload)),
-        },
-    )
+            archive.writestr(f"{source}.wav", _stem_bytes(store, job_id, source))
+    return _attachment(buffer.getvalue(), "application/zip", f"{job_id}-stems.zip")
 
 
 @router.get(
@@ -145,3 +126,22 @@ def _chunks(data: bytes) -> Iterator[bytes]:
     view = memoryview(data)
     for start in range(0, len(view), _CHUNK):
         yield bytes(view[start : start + _CHUNK])
+
+
+def _stem_bytes(store: JobStore, job_id: str, source: str) -> bytes:
+    """A finished job's stem as stored (float32 WAV); 404 once its TTL has passed."""
+    data = store.fetch_stem(job_id, source)
+    if data is None:
+        raise not_found(f"the stems of job {job_id} expired")
+    return data
+
+
+def _attachment(payload: bytes, media_type: str, filename: str) -> StreamingResponse:
+    return StreamingResponse(
+        _chunks(payload),
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(len(payload)),
+        },
+    )
