@@ -7,14 +7,22 @@ priors' forward passes and everything else (the engine's overhead). Tables are s
 but shaped like real ones: `--triples` counted (z1, z2, y) tuples with Zipf-like codes.
 The last section times a 3-second chunk (1,000 tokens, 16 candidates) end to end.
 
+`--waveform` instead times the whole `separate_waveform` call on a 3-second chunk with
+random-weight models of the default sizes (codec hop 128, K = 512; prior context 544,
+d_model 128, 3 layers), split into encode, the priors' forward passes, the rest of the
+engine, decoding every candidate, and ranking + Wiener stems (median of `--repeats` runs).
+Random priors are near-uniform, so sparse-likelihood work may differ from trained ones.
+
     .venv/bin/python bench/engine.py                 # full table (~10 min on 2 cores)
     .venv/bin/python bench/engine.py --quick         # K = 256 only, fewer steps
+    .venv/bin/python bench/engine.py --waveform --threads 1 2 --candidates 4 8 16
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +37,17 @@ from latsep.models.likelihood import (
     nearest_midpoints,
 )
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-from latsep.models.separation import separate
+from latsep.models.separation import pipeline, separate
+
+WAVEFORM_METHODS = [
+    "lass",
+    "hybrid",
+    "lqvae",
+    "mlass-bp:2",
+    "mlass-bp:3",
+    "mlass-pe:2",
+    "mlass-pe:3",
+]
 
 SOURCES = {"lass": 2, "hybrid": 2, "lqvae": 2, "mlass-bp": 3, "mlass-pe": 3}
 
@@ -89,25 +107,26 @@ def synthetic_triples(k: int, count: int, generator: torch.Generator) -> torch.T
     return torch.stack([a, b, y])
 
 
-def build_likelihood(method: str, k: int, triples: int, smoothing: float) -> tuple[object, float]:
+def build_likelihood(
+    method: str, k: int, triples: int, smoothing: float, sources: int | None = None
+) -> tuple[object, float]:
     """The method's likelihood from synthetic counts, and the seconds it took to build."""
+    sources = sources or SOURCES[method]
     g = torch.Generator().manual_seed(k)
     start = time.perf_counter()
     if method in ("lass", "hybrid"):
         t = synthetic_triples(k, triples, g)
         likelihood: object = CountLikelihood.from_sparse(t, torch.ones(triples), k, smoothing)
     elif method == "mlass-bp":
-        levels = [synthetic_triples(k, triples, g) for _ in range(SOURCES[method] - 1)]
+        levels = [synthetic_triples(k, triples, g) for _ in range(sources - 1)]
         likelihood = ChainLikelihood.from_sparse(
             levels, [torch.ones(triples)] * len(levels), k, smoothing
         )
     elif method == "mlass-pe":
         t = synthetic_triples(k, triples, g)
-        index = torch.stack(
-            [torch.randint(0, SOURCES[method], (triples,), generator=g), t[0], t[2]]
-        )
+        index = torch.stack([torch.randint(0, sources, (triples,), generator=g), t[0], t[2]])
         likelihood = MarginalLikelihood.from_sparse(
-            index, torch.ones(triples), SOURCES[method], k, smoothing
+            index, torch.ones(triples), sources, k, smoothing
         )
     else:
         codebook = torch.randn(k, 64, generator=g)
@@ -163,6 +182,140 @@ def time_separation(
     }
 
 
+@dataclass
+class TimedCodec:
+    """Forwards the separation Codec protocol to `codec`, timing encode and decode."""
+
+    codec: Any
+    encode_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def hop_length(self) -> int:
+        return self.codec.hop_length
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        try:
+            return self.codec.encode(audio)
+        finally:
+            self.encode_seconds += time.perf_counter() - start
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        try:
+            return self.codec.decode(tokens)
+        finally:
+            self.decode_seconds += time.perf_counter() - start
+
+
+def waveform_models(k: int, triples: int, smoothing: float) -> tuple[Any, list[Any], dict]:
+    """Random-weight default-size codec and three priors, and every method's likelihood."""
+    from latsep.models.codec import Codec, CodecConfig
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(num_tokens=k, strides=(4, 4, 8))).eval()
+    config = PriorConfig(num_tokens=k, context=544, d_model=128, num_layers=3, num_heads=4)
+    priors = [TransformerPrior(config).eval() for _ in range(3)]
+    likelihoods: dict[str, object] = {}
+    for name in WAVEFORM_METHODS:
+        method, _, n = name.partition(":")
+        if method == "lqvae":
+            codebook = codec.codebook.detach().float()
+            likelihoods[name] = GaussianLikelihood(
+                codebook, sigma=1.0, nearest_midpoint=nearest_midpoints(codebook)
+            )
+        elif method != "hybrid":
+            likelihoods[name], _ = build_likelihood(
+                method, k, triples, smoothing, int(n) if n else None
+            )
+    likelihoods["hybrid"] = likelihoods["lass"]
+    return codec, priors, likelihoods
+
+
+def time_waveform(
+    name: str, codec: Any, priors: list[Any], likelihood: object, candidates: int, seconds: float
+) -> dict[str, float]:
+    """One `separate_waveform` call on `seconds` of noise, split into its parts (seconds)."""
+    method, _, n = name.partition(":")
+    n_sources = int(n) if n else 2
+    timed_codec = TimedCodec(codec)
+    timed_priors = [TimedPrior(p) for p in priors[:n_sources]]
+    engine = Clock()
+    original = pipeline.separate
+
+    def timed_separate(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            engine.seconds += time.perf_counter() - start
+
+    rng = torch.Generator().manual_seed(1)
+    mixture = (0.1 * torch.randn(int(seconds * codec.sample_rate), generator=rng)).numpy()
+    pipeline.separate = timed_separate
+    try:
+        start = time.perf_counter()
+        pipeline.separate_waveform(
+            method, timed_codec, timed_priors, likelihood, mixture, num_candidates=candidates
+        )
+        wall = time.perf_counter() - start
+    finally:
+        pipeline.separate = original
+    tokens = -(-mixture.shape[0] // codec.hop_length)
+    prior_s = sum(p.clock.seconds for p in timed_priors)
+    return {
+        "seconds": wall,
+        "ms_per_token": 1000 * engine.seconds / tokens,
+        "encode": timed_codec.encode_seconds,
+        "priors": prior_s,
+        "engine_rest": engine.seconds - prior_s,
+        "decode": timed_codec.decode_seconds,
+        "rank_wiener": wall
+        - engine.seconds
+        - timed_codec.encode_seconds
+        - timed_codec.decode_seconds,
+    }
+
+
+def waveform_main(args: argparse.Namespace) -> None:
+    codec, priors, likelihoods = waveform_models(args.k, args.triples, args.smoothing)
+    print(
+        f"torch {torch.__version__}; separate_waveform on {args.seconds} s; codec hop "
+        f"{codec.hop_length}, K={args.k}; priors context 544, d_model 128, 3 layers (random "
+        f"weights); {args.triples:,} counted triples, smoothing {args.smoothing}; "
+        f"median of {args.repeats}"
+    )
+    print(
+        "| method | threads | C | s/chunk | ms/token (engine) | encode s | priors s | "
+        "engine rest s | decode s | rank+wiener s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for name in args.methods:
+            for candidates in args.candidates:
+                args_ = (name, codec, priors, likelihoods[name], candidates, args.seconds)
+                time_waveform(*args_[:4], candidates, 0.2)  # warm-up
+                runs = [time_waveform(*args_) for _ in range(args.repeats)]
+                r = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                rows.append({"method": name, "threads": threads, "c": candidates, **r})
+                print(
+                    f"| {name} | {threads} | {candidates} | {r['seconds']:.2f} | "
+                    f"{r['ms_per_token']:.2f} | {r['encode']:.2f} | {r['priors']:.2f} | "
+                    f"{r['engine_rest']:.2f} | {r['decode']:.2f} | {r['rank_wiener']:.2f} |",
+                    flush=True,
+                )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", type=int, nargs="+", default=[256, 1024, 2048])
@@ -176,13 +329,26 @@ def main() -> None:
     parser.add_argument("--triples", type=int, default=1_000_000)
     parser.add_argument("--smoothing", type=float, default=0.01)
     parser.add_argument("--chunk-tokens", type=int, default=1000, help="0 skips the chunk run")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=str, default=None)
+    parser.add_argument("--waveform", action="store_true", help="time separate_waveform")
+    parser.add_argument("--k", type=int, default=512, help="K for --waveform")
+    parser.add_argument("--seconds", type=float, default=3.0, help="chunk for --waveform")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per row for --waveform")
     args = parser.parse_args()
+    if args.waveform:
+        if args.methods == list(SOURCES):
+            args.methods = WAVEFORM_METHODS
+        if args.candidates == [16, 64]:
+            args.candidates = [4, 8, 16]
+        if args.triples == 1_000_000:
+            args.triples = 3_000_000
+        waveform_main(args)
+        return
     if args.quick:
         args.ks, args.steps, args.chunk_tokens = [256], 8, 0
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads[0])
     top_ks = [None if t == "none" else int(t) for t in args.top_ks]
 
     print(

@@ -121,3 +121,41 @@ def test_caches_follow_the_codec_checkpoint(
     from latsep.models.train.tokens import streams_codec
 
     assert streams_codec(run / "tokens-plain" / "bass.safetensors") == f"plain@{state['step']}"
+
+
+def test_lq_codec_starts_from_the_plain_codec(tiny_corpus: Path, tmp_path: Path) -> None:
+    # With lq_init_from_plain the LQ run's first step starts from the plain weights: after
+    # 0 steps of LQ training (steps=0 finishes at once) the two codecs are identical.
+    import dataclasses
+
+    from latsep.models.train.codec_training import train_codec
+
+    config = load_config("tiny")
+
+    def settings(n: int, warm: bool, lq_minutes: float | None = None):
+        training = dataclasses.replace(
+            config.codec_training, steps=n, lq_init_from_plain=warm, lq_max_minutes=lq_minutes
+        )
+        return dataclasses.replace(config, codec_training=training)
+
+    cpu = torch.device("cpu")
+    plain = train_codec(settings(5, True), "plain", tiny_corpus, tmp_path, device=cpu, progress=False)
+    warm = train_codec(settings(0, True), "lq", tiny_corpus, tmp_path, device=cpu, progress=False)
+    assert warm.state.extra["init_from"] == {"kind": "plain", "step": 5}
+    for name, value in plain.codec.state_dict().items():
+        assert torch.equal(value, warm.codec.state_dict()[name]), name
+    cold = train_codec(settings(0, False), "lq", tiny_corpus, tmp_path / "cold", device=cpu,
+                       progress=False)  # fmt: skip
+    assert "init_from" not in cold.state.extra
+    differs = [not torch.equal(v, cold.codec.state_dict()[k]) for k, v in
+               plain.codec.state_dict().items() if v.is_floating_point()]  # fmt: skip
+    assert any(differs)
+
+
+def test_lq_budget_is_separate_from_the_plain_budget() -> None:
+    from latsep.models.train.config import CodecTraining
+
+    training = CodecTraining(max_minutes=30.0, lq_max_minutes=10.0)
+    assert training.budget_minutes("plain") == 30.0
+    assert training.budget_minutes("lq") == 10.0
+    assert CodecTraining(max_minutes=30.0).budget_minutes("lq") == 30.0

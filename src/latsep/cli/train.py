@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     codec_minutes = args.codec_minutes if args.codec_minutes is not None else args.max_minutes
     prior_minutes = args.prior_minutes if args.prior_minutes is not None else args.max_minutes
     if codec_minutes is not None:
-        codec_training = dataclasses.replace(config.codec_training, max_minutes=codec_minutes)
+        codec_training = dataclasses.replace(
+            config.codec_training, max_minutes=codec_minutes, lq_max_minutes=None
+        )
         config = dataclasses.replace(config, codec_training=codec_training)
     if prior_minutes is not None:
         prior_training = dataclasses.replace(config.prior_training, max_minutes=prior_minutes)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import KNOWN_METHODS, MethodPublic
-from latsep.service.store import BundleInfo, WorkerInfo
+from latsep.service.store import BundleInfo, SeparationOptions, WorkerInfo
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Catalog:
                     if all(b.name != bundle.name for b in entry.bundles):
                         entry.bundles.append(bundle)
 
-    def methods(self) -> list[MethodPublic]:
+    def methods(self, default_num_candidates: int) -> list[MethodPublic]:
         out = []
         for name in sorted(self.entries, key=_method_order):
             entry = self.entries[name]
@@ -48,9 +49,29 @@ class Catalog:
                     sample_rate=entry.bundles[0].sample_rate,
                     bundles=[b.name for b in entry.bundles],
                     workers=len(entry.workers),
+                    defaults=self.defaults(name, None, default_num_candidates),
                 )
             )
         return out
+
+    def separation_defaults(self, method: str, sources: Sequence[str] | None) -> dict[str, Any]:
+        """The tuned defaults of the bundle that will serve this request ({} if none): the
+        first one serving `sources` (any, when None), as a worker routes it."""
+        entry = self.entries.get(method)
+        if entry is None:
+            return {}
+        for bundle in entry.bundles:
+            if sources is None or bundle.serves(method, sources):
+                return dict(bundle.separation_defaults.get(method, {}))
+        return {}
+
+    def defaults(
+        self, method: str, sources: Sequence[str] | None, default_num_candidates: int
+    ) -> dict[str, Any]:
+        """What a request that names no option runs with (seed and consistency aside)."""
+        bundle = self.separation_defaults(method, sources)
+        resolved = SeparationOptions(seed=0).resolve(bundle, default_num_candidates)
+        return resolved.model_dump(exclude={"seed", "consistency"})
 
     def resolve(self, method: str, sources: Sequence[str] | None) -> list[str]:
         """The sources to separate, or an ApiError saying why the request cannot be served."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -59,7 +59,10 @@ class JobPublic(BaseModel):
     error: str | None = None
     method: str
     sources: list[str]
-    options: SeparationOptions
+    options: SeparationOptions = Field(
+        description="what the job runs with: the options asked for, the rest from the "
+        "serving bundle's defaults for the method, else the global defaults"
+    )
     filename: str
     duration_seconds: float
     timings: Timings
@@ -95,6 +98,12 @@ class MethodPublic(BaseModel):
     sample_rate: int
     bundles: list[str]
     workers: int
+    defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what an option left out of POST /separate becomes: num_candidates, "
+        "search, temperature, top_k, likelihood_weight (the bundle's tuned values, else the "
+        "global defaults)",
+    )
 
 
 class MethodsPublic(BaseModel):

@@ -17,8 +17,8 @@ Only redis and pydantic are imported here, so both the API (no torch) and the wo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from redis import Redis
@@ -30,15 +30,59 @@ Search = Literal["sample", "beam"]
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
-class SeparationOptions(BaseModel):
-    """The knobs of one separation; identical options and seed give identical stems."""
+# What an option left out means when the serving bundle records no default for the method
+# (num_candidates' global default is the setting `default_num_candidates`).
+GLOBAL_DEFAULTS: dict[str, Any] = {
+    "search": "sample",
+    "temperature": 1.0,
+    "top_k": None,
+    "likelihood_weight": 1.0,
+}
+TUNABLE = ("num_candidates", "search", "temperature", "top_k", "likelihood_weight")
+
+
+class ResolvedOptions(BaseModel):
+    """The knobs a separation runs with; identical options and seed give identical stems."""
 
     num_candidates: int = Field(ge=1)
     search: Search = "sample"
     temperature: float = Field(default=1.0, gt=0)
-    top_k: int | None = Field(default=None, ge=1)
+    top_k: int | None = Field(default=None, ge=1, description="null: no top-k")
+    likelihood_weight: float = Field(default=1.0, gt=0)
     seed: int = Field(ge=0)
     consistency: Consistency = "wiener"
+
+
+class SeparationOptions(BaseModel):
+    """The knobs of one separation as asked for. A knob left null takes the serving bundle's
+    default for the method, else the global one (`resolve`)."""
+
+    num_candidates: int | None = Field(default=None, ge=1)
+    search: Search | None = None
+    temperature: float | None = Field(default=None, gt=0)
+    top_k: int | None = Field(default=None, ge=1)
+    likelihood_weight: float | None = Field(default=None, gt=0)
+    seed: int = Field(ge=0)
+    consistency: Consistency = "wiener"
+
+    def resolve(
+        self, bundle_defaults: Mapping[str, Any], default_num_candidates: int
+    ) -> ResolvedOptions:
+        """Fill every knob left out: the bundle's default for the method, else the global.
+
+        A bundle's `top_k: null` is a real default (no top-k), hence `in`, not `.get`.
+        """
+        fallback = {**GLOBAL_DEFAULTS, "num_candidates": default_num_candidates}
+        values: dict[str, Any] = {}
+        for name in TUNABLE:
+            asked = getattr(self, name)
+            if asked is not None:
+                values[name] = asked
+            elif name in bundle_defaults:
+                values[name] = bundle_defaults[name]
+            else:
+                values[name] = fallback[name]
+        return ResolvedOptions(**values, seed=self.seed, consistency=self.consistency)
 
 
 class JobRequest(BaseModel):
@@ -75,6 +119,7 @@ class JobResult(BaseModel):
     chosen_candidate: int
     candidate_consistency: list[float]
     timings: dict[str, float]
+    options: ResolvedOptions | None = Field(default=None, description="what the job ran with")
     sdr: dict[str, float | None] | None = None
     si_sdr: dict[str, float | None] | None = None
     oracle: OracleResult | None = None
@@ -89,6 +134,9 @@ class BundleInfo(BaseModel):
     max_sources: dict[str, int]
     source_sets: dict[str, list[list[str]]] = Field(default_factory=dict)
     sample_rate: int
+    separation_defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per method, the bundle's tuned option defaults"
+    )
 
     def serves(self, method: str, sources: Sequence[str]) -> bool:
         wanted = sorted(sources)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
@@ -9,7 +11,7 @@ from latsep.models.audio import AudioError
 from latsep.service import queueing
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
 from latsep.service.schemas import PAIR_METHODS
-from latsep.service.store import JobRequest, JobStore, SeparationOptions
+from latsep.service.store import JobRequest, JobStore, ResolvedOptions, SeparationOptions
 from latsep.service.uploads import inspect_audio
 from latsep.settings import Settings
 
@@ -38,12 +40,24 @@ async def reference_uploads(request: Request, sources: list[str]) -> dict[str, U
     return out
 
 
-def check_options(method: str, options: SeparationOptions) -> None:
+def check_options(
+    method: str, options: SeparationOptions | ResolvedOptions, num_sources: int = 2
+) -> None:
     """Reject option combinations the separation engine refuses, before anything is queued.
 
     Beam search ranks paths by their untempered scores and exists only for the two-source
-    methods; a job asking otherwise would be accepted here and then fail in the worker.
+    methods; mlass-bp samples its chain exactly only with likelihood weight 1 once there are
+    three sources or more. A job asking otherwise would be accepted here and then fail in the
+    worker.
     """
+    weight = options.likelihood_weight
+    if weight is not None and not math.isfinite(weight):
+        raise bad_parameter(f"likelihood_weight must be a finite number > 0; got {weight}")
+    if method == "mlass-bp" and num_sources >= 3 and weight not in (None, 1.0):
+        raise bad_parameter(
+            f"likelihood_weight must be 1 for mlass-bp with {num_sources} sources (got "
+            f"{weight}): the chain of partial mixtures is sampled exactly only for w = 1"
+        )
     if options.search != "beam":
         return
     if method not in PAIR_METHODS:
@@ -64,7 +78,7 @@ def accept(
 ) -> None:
     """Check the options and the audio, then store it and enqueue the job (in a thread: it
     decodes)."""
-    check_options(request.method, request.options)
+    check_options(request.method, request.options, len(request.sources))
     try:
         info = inspect_audio(mixture, settings.max_duration_seconds)
     except AudioError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from latsep.service import queueing
 from latsep.service.errors import not_found, not_ready
 from latsep.service.schemas import JobPublic, StemLinks, Timings
-from latsep.service.store import JobRequest, JobStore
+from latsep.service.store import JobRequest, JobStore, SeparationOptions
 
 
 def job_public(store: JobStore, job_id: str) -> JobPublic:
@@ -30,7 +30,10 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
         error=state.error,
         method=request.method,
         sources=request.sources,
-        options=request.options,
+        # The worker's record of what ran wins over what the API resolved at submission.
+        options=SeparationOptions(**result.options.model_dump())
+        if result is not None and result.options is not None
+        else request.options,
         filename=request.filename,
         duration_seconds=request.duration_seconds,
         timings=timings,

@@ -80,6 +80,7 @@ def separate_job(job_id: str) -> dict[str, object]:
             references=references,
             max_seconds=settings.max_duration_seconds,
             progress=reporter,
+            default_num_candidates=settings.default_num_candidates,
         )
         sr = outcome.result.sample_rate
         start = time.perf_counter()

@@ -16,7 +16,7 @@ import numpy as np
 
 from latsep.models.audio import load_audio
 from latsep.models.audio.io import AudioSource
-from latsep.service.store import JobResult, OracleResult, SeparationOptions
+from latsep.service.store import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.worker.engine import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).
@@ -42,8 +42,14 @@ def run(
     references: Mapping[str, AudioSource] | None = None,
     max_seconds: float | None = None,
     progress: ProgressFn | None = None,
+    default_num_candidates: int | None = None,
 ) -> SeparationOutcome:
-    """Separate `mixture` (a plain sum, as uploaded) into `sources` with `method`."""
+    """Separate `mixture` (a plain sum, as uploaded) into `sources` with `method`.
+
+    Options left out take the serving bundle's defaults for `method`, else the global ones
+    (num_candidates: `default_num_candidates`, else the setting); the result records the
+    options used.
+    """
     from latsep.models.separation import separate_waveform
 
     report = progress or (lambda fraction, stage: None)
@@ -51,6 +57,11 @@ def run(
     chosen_sources = list(sources) if sources else engine.default_sources(method)
     loaded = engine.route(method, chosen_sources)
     bundle = loaded.bundle
+    if default_num_candidates is None:
+        from latsep.settings import get_settings
+
+        default_num_candidates = get_settings().default_num_candidates
+    used = options.resolve(loaded.separation_defaults(method), default_num_candidates)
     # The bundle's stored order (its tables' order); stems go back in the requested order.
     order = list(loaded.order(method, chosen_sources))
     sample_rate = int(bundle.sample_rate)
@@ -69,13 +80,13 @@ def run(
         [bundle.prior(s) for s in order],
         bundle.likelihood(method, tuple(order)),
         audio,
-        num_candidates=options.num_candidates,
-        search=options.search,
-        temperature=options.temperature,
-        top_k=options.top_k,
-        likelihood_weight=1.0,
-        seed=options.seed,
-        consistency=options.consistency,
+        num_candidates=used.num_candidates,
+        search=used.search,
+        temperature=used.temperature,
+        top_k=used.top_k,
+        likelihood_weight=used.likelihood_weight,
+        seed=used.seed,
+        consistency=used.consistency,
         references=refs,
         progress=lambda f: report(_DECODE + _SEPARATE * float(f), "separating"),
     )
@@ -88,7 +99,7 @@ def run(
         start = time.perf_counter()
         sdr, si_sdr = _scores(refs, stems_array, order, sample_rate)
         oracle = _oracle(
-            separation, bundle.codec, audio, refs, stems_array, options, order, sample_rate
+            separation, bundle.codec, audio, refs, stems_array, used, order, sample_rate
         )
         timings["score_s"] = time.perf_counter() - start
 
@@ -101,6 +112,7 @@ def run(
         chosen_candidate=int(separation.chosen),
         candidate_consistency=[float(c) for c in np.ravel(separation.candidate_consistency)],
         timings={k: round(v, 4) for k, v in timings.items()},
+        options=used,
         sdr=sdr,
         si_sdr=si_sdr,
         oracle=oracle,
@@ -153,7 +165,7 @@ def _oracle(
     mixture: np.ndarray,
     refs: np.ndarray,
     stems: np.ndarray,
-    options: SeparationOptions,
+    options: ResolvedOptions,
     sources: Sequence[str],
     sample_rate: int,
 ) -> OracleResult | None:

@@ -1,17 +1,19 @@
-"""Bundles: a trained codec, priors and count tables as data (manifest + safetensors)."""
+"""Bundles: a trained codec, priors and count tables as data (manifest + safetensors/npz)."""
 
 from latsep.models.bundle.bundle import Bundle
 from latsep.models.bundle.collection import find_bundles, load_bundles
+from latsep.models.bundle.defaults import DEFAULT_FIELDS
 from latsep.models.bundle.manifest import (
     ALL_METHODS,
     FORMAT_VERSION,
     METHODS_BY_KIND,
     BundleError,
 )
-from latsep.models.bundle.store import load_bundle, save_bundle
+from latsep.models.bundle.store import load_bundle, save_bundle, set_separation_defaults
 
 __all__ = [
     "ALL_METHODS",
+    "DEFAULT_FIELDS",
     "FORMAT_VERSION",
     "METHODS_BY_KIND",
     "Bundle",
@@ -20,4 +22,5 @@ __all__ = [
     "load_bundle",
     "load_bundles",
     "save_bundle",
+    "set_separation_defaults",
 ]

@@ -75,6 +75,12 @@ class Bundle:
     def default_smoothing(self) -> float:
         return float(self.manifest.get("likelihood", {}).get("default_smoothing", 0.0))
 
+    def separation_defaults(self, method: str) -> dict[str, Any]:
+        """Tuned defaults for `method` (any of num_candidates, temperature, top_k,
+        likelihood_weight, search); {} when the bundle records none."""
+        self._check_method(method)
+        return dict(self.manifest.get("separation_defaults", {}).get(method, {}))
+
     def prior(self, source: str) -> TransformerPrior:
         if source not in self._priors:
             raise BundleError(f"bundle {self.name} has no prior for {source!r}; has {self.sources}")

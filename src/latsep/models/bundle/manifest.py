@@ -1,7 +1,12 @@
 """The bundle manifest: format constants, what each codec kind serves, and validation.
 
-A bundle is data, not code: manifest.json plus safetensors files, each listed with
-its sha256 so a truncated, swapped or tampered file is refused at load time.
+A bundle is data, not code: manifest.json plus safetensors (weights) and npz (count
+tables) files, each listed with its sha256 so a truncated, swapped or tampered file is
+refused at load time.
+
+Format versions: 1 stored tables as int64 COO safetensors and weights in fp32; 2 stores
+tables as compressed npz of the smallest integer types that hold them and weights in fp16
+(the quantizer in fp32). Both are read; save writes version 2.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from latsep.models.bundle.defaults import check_separation_defaults
+
 FORMAT = "latsep-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 CODEC_FILE = "codec.safetensors"
 DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
@@ -33,9 +41,10 @@ def prior_file(source: str) -> str:
     return f"prior-{source}.safetensors"
 
 
-def table_file(name: str) -> str:
+def table_file(name: str, version: int = FORMAT_VERSION) -> str:
     kind, sources = split_table_name(name)
-    return f"tables/{kind}-{'+'.join(sources)}.safetensors"
+    suffix = "safetensors" if version == 1 else "npz"
+    return f"tables/{kind}-{'+'.join(sources)}.{suffix}"
 
 
 def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
@@ -73,10 +82,10 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{where}: not a latsep bundle (format {manifest.get('format')!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise BundleError(
             f"{where}: format_version {version!r} is not supported (this latsep reads "
-            f"version {FORMAT_VERSION}); retrain or convert the bundle"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or convert the bundle"
         )
     for key in ("sample_rate", "hop_length", "num_tokens", "sources", "codec", "priors",
                 "tables", "methods", "files"):  # fmt: skip
@@ -105,8 +114,16 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
             f"{where}: claims methods {sorted(unknown)} that a {kind!r} codec with tables "
             f"{sorted(manifest['tables'])} cannot serve"
         )
+    try:
+        check_separation_defaults(
+            manifest.get("separation_defaults", {}),
+            manifest["methods"],
+            has_chain=any(split_table_name(n)[0] == "chain" for n in manifest["tables"]),
+        )
+    except ValueError as exc:
+        raise BundleError(f"{where}: {exc}") from exc
     needed = {CODEC_FILE, *(prior_file(s) for s in sources)}
-    needed |= {table_file(n) for n in manifest["tables"]}
+    needed |= {table_file(n, version) for n in manifest["tables"]}
     files = manifest["files"]
     missing_entries = needed - set(files)
     if missing_entries:

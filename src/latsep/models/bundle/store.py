@@ -6,16 +6,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
 
 from latsep.models.bundle.bundle import Bundle
+from latsep.models.bundle.defaults import check_separation_defaults
 from latsep.models.bundle.manifest import (
     CODEC_FILE,
     DEFAULT_SMOOTHING,
@@ -31,6 +29,7 @@ from latsep.models.bundle.manifest import (
     validate_manifest,
 )
 from latsep.models.bundle.tables import COO, load_table, save_table
+from latsep.models.bundle.weights import FP32_PREFIXES, WEIGHT_DTYPES, load_module, save_module
 from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
 
@@ -46,10 +45,22 @@ def save_bundle(
     name: str | None = None,
     provenance: Mapping[str, Any] | None = None,
     quality: Mapping[str, Any] | None = None,
+    separation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    weights_dtype: str = "float16",
     overwrite: bool = False,
 ) -> Path:
-    """Write a bundle directory; returns its path. Sources are the priors' keys, in order."""
+    """Write a bundle directory; returns its path. Sources are the priors' keys, in order.
+
+    `separation_defaults`: per method, any of num_candidates, temperature, top_k,
+    likelihood_weight, search (see latsep.models.bundle.defaults). `weights_dtype`:
+    "float16" (half the bytes; the quantizer stays fp32) or "float32" (bit-exact).
+    """
     path = Path(path)
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype is one of {sorted(WEIGHT_DTYPES)}; got {weights_dtype!r}")
+    methods = list(served_methods(codec_kind, list(tables)))
+    has_chain = any(split_table_name(n)[0] == "chain" for n in tables)
+    defaults = check_separation_defaults(separation_defaults or {}, methods, has_chain=has_chain)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     sources = list(priors)
@@ -62,9 +73,9 @@ def save_bundle(
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
-        _save_module(staging / CODEC_FILE, codec)
+        save_module(staging / CODEC_FILE, codec, weights_dtype)
         for source, prior in priors.items():
-            _save_module(staging / prior_file(source), prior)
+            save_module(staging / prior_file(source), prior, weights_dtype)
         table_entries = {}
         for table_name, levels in tables.items():
             kind, table_sources = split_table_name(table_name)
@@ -76,9 +87,7 @@ def save_bundle(
                 "nnz": [int(c.shape[0]) for _, c in levels],
                 "total": [int(c.sum()) for _, c in levels],
             }
-        files = sorted(
-            str(p.relative_to(staging)) for p in staging.rglob("*.safetensors") if p.is_file()
-        )
+        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -96,7 +105,9 @@ def save_bundle(
                 "gaussian_sigma": gaussian_sigma,
                 "default_smoothing": DEFAULT_SMOOTHING,
             },
-            "methods": list(served_methods(codec_kind, list(tables))),
+            "methods": methods,
+            "weights": {"dtype": weights_dtype, "float32": list(FP32_PREFIXES)},
+            "separation_defaults": defaults,
             "provenance": dict(provenance or {}),
             "quality": dict(quality or {}),
             "files": {f: sha256_of(staging / f) for f in files},
@@ -117,13 +128,7 @@ def load_bundle(
 ) -> Bundle:
     """Load and validate a bundle; BundleError says what is wrong with a bad one."""
     root = Path(path)
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise BundleError(f"bundle {root}: no {MANIFEST} (not a bundle directory?)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from exc
+    manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=sample_rate)
     device = _resolve(device)
     try:
@@ -140,7 +145,7 @@ def load_bundle(
     if codec_config.sample_rate != manifest["sample_rate"]:
         raise BundleError(f"bundle {root}: codec sample rate differs from the manifest's")
     codec = Codec(codec_config)
-    _load_module(root / CODEC_FILE, codec)
+    load_module(root / CODEC_FILE, codec)
     codec = codec.to(device).eval()
     priors = {}
     for source in manifest["sources"]:
@@ -155,7 +160,7 @@ def load_bundle(
                 f"K={codec_config.num_tokens}"
             )
         prior = TransformerPrior(prior_config)
-        _load_module(root / prior_file(source), prior)
+        load_module(root / prior_file(source), prior)
         priors[source] = prior.to(device).eval()
     tables = {}
     for table_name, entry in manifest["tables"].items():
@@ -165,7 +170,14 @@ def load_bundle(
             raise BundleError(f"bundle {root}: table {table_name} should have {levels} levels")
         k = codec_config.num_tokens
         shape = (len(table_sources) if kind == "marginal" else k, k, k)
-        tables[table_name] = load_table(root / table_file(table_name), shape, levels)
+        table_path = root / table_file(table_name, manifest["format_version"])
+        tables[table_name] = load_table(table_path, shape, levels)
+        nnz = [int(counts.shape[0]) for _, counts in tables[table_name]]
+        if entry.get("nnz", nnz) != nnz:
+            raise BundleError(
+                f"bundle {root}: table {table_name} has {nnz} entries, manifest says "
+                f"{entry.get('nnz')}"
+            )
     if "lqvae" in manifest["methods"]:
         sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
         if not isinstance(sigma, int | float) or not sigma > 0:
@@ -173,27 +185,57 @@ def load_bundle(
     return Bundle(root, manifest, codec, priors, tables, device)
 
 
+def set_separation_defaults(
+    path: str | Path,
+    method: str,
+    values: Mapping[str, Any],
+    *,
+    unset: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Record tuned separation defaults of `method` in a bundle's manifest; returns them.
+
+    `values` are merged into the method's current defaults, then the fields in `unset` are
+    dropped. The bundle is validated first (hashes included), so a corrupt bundle is never
+    blessed; the manifest is replaced atomically. The weights and tables are untouched, so
+    their hashes stay valid.
+    """
+    root = Path(path)
+    manifest = _read_manifest(root)
+    validate_manifest(manifest, root, sample_rate=None)
+    defaults = dict(manifest.get("separation_defaults", {}))
+    merged = {**defaults.get(method, {}), **values}
+    for name in unset:
+        merged.pop(name, None)
+    defaults[method] = merged
+    if not merged:
+        defaults.pop(method)
+    has_chain = any(split_table_name(n)[0] == "chain" for n in manifest["tables"])
+    try:
+        checked = check_separation_defaults(defaults, manifest["methods"], has_chain=has_chain)
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: {exc}") from exc
+    manifest["separation_defaults"] = checked
+    staging = root / f".{MANIFEST}.tmp"
+    staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    staging.chmod(0o644)
+    os.replace(staging, root / MANIFEST)
+    return dict(checked.get(method, {}))
+
+
+def _read_manifest(root: Path) -> Any:
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle {root}: no {MANIFEST} (not a bundle directory?)")
+    try:
+        return json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle {root}: {MANIFEST} is not valid JSON ({exc})") from exc
+
+
 def _make_readable(root: Path) -> None:
     root.chmod(0o755)
     for path in root.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def _save_module(path: Path, module: nn.Module) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
-    save_file(tensors, str(path))
-
-
-def _load_module(path: Path, module: nn.Module) -> None:
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise BundleError(f"{path}: unreadable weights ({exc})") from exc
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[:3]
-        raise BundleError(f"{path}: weights do not fit the config: {' '.join(first)}") from exc
 
 
 def _resolve(device: str | torch.device) -> torch.device:

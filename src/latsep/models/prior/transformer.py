@@ -234,6 +234,35 @@ class TransformerPrior(nn.Module):
         positions = torch.arange(start, start + t, device=inputs.device)
         return self.token_embedding(inputs) + self.position_embedding(positions)[None]
 
+    def _step_cached(self, tokens: torch.Tensor, cache: KVCache, start: int) -> torch.Tensor:
+        """Log-probs (B, K) after one token per row (B,) written at position `start`.
+
+        The same computation as `_forward_cached` for T = 1, written with the parameters
+        directly: one decoding step is a few dozen small kernels, and going through the
+        modules (hooks, views, the mask bookkeeping of T > 1) cost as much as the arithmetic.
+        """
+        if start >= self.context:
+            raise ValueError(f"{start + 1} positions exceed the prior's context {self.context}")
+        b, c = tokens.shape[0], self.config.d_model
+        heads = self.config.num_heads
+        x = self.token_embedding.weight.index_select(0, tokens) + self.position_embedding.weight[start]
+        for i, block in enumerate(self.blocks):
+            attn = block.attn
+            h = F.layer_norm(x, (c,), block.norm1.weight, block.norm1.bias)
+            qkv = F.linear(h, attn.qkv.weight, attn.qkv.bias).view(b, 3, heads, -1)  # (B, 3, H, hs)
+            keys, values = cache.keys[i], cache.values[i]  # (B, H, context, hs)
+            keys[:, :, start] = qkv[:, 1]
+            values[:, :, start] = qkv[:, 2]
+            y = F.scaled_dot_product_attention(
+                qkv[:, 0, :, None], keys[:, :, : start + 1], values[:, :, : start + 1]
+            )  # (B, H, 1, hs)
+            x = x + F.linear(y.view(b, c), attn.proj.weight, attn.proj.bias)
+            h = F.layer_norm(x, (c,), block.norm2.weight, block.norm2.bias)
+            up, down = block.mlp[0], block.mlp[2]
+            x = x + F.linear(F.gelu(F.linear(h, up.weight, up.bias)), down.weight, down.bias)
+        x = F.layer_norm(x, (c,), self.norm.weight, self.norm.bias)
+        return torch.log_softmax(F.linear(x, self.head.weight).float(), dim=-1)
+
     def _forward_cached(self, inputs: torch.Tensor, cache: KVCache, start: int) -> torch.Tensor:
         """Log-probs (B, K) after inputs (B, T) written at positions start..start+T."""
         x = self._embed(inputs, start)
@@ -262,7 +291,7 @@ class TransformerPrior(nn.Module):
         if cache.written != state.length:
             # Another state advanced from the same parent and owns the next position.
             cache = cache.copy(state.length)
-        log_probs = self._forward_cached(tokens, cache, state.length)
+        log_probs = self._step_cached(tokens[:, 0], cache, state.length)
         cache.written = state.length + 1
         return PriorState(cache, state.length + 1, history, log_probs)
 

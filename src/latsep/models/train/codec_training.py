@@ -57,8 +57,13 @@ def train_codec(
     torch.manual_seed(config.seed)
     codec = Codec(config.codec).to(device)
     optimizer = torch.optim.Adam(codec.parameters(), lr=settings.learning_rate)
-    state = load_checkpoint(run_dir, codec, optimizer) or RunState()
-    budget = math.inf if settings.max_minutes is None else 60.0 * settings.max_minutes
+    state = load_checkpoint(run_dir, codec, optimizer)
+    if state is None:
+        state = RunState()
+        if kind == "lq" and settings.lq_init_from_plain:
+            _warm_start_from_plain(codec, run_root, state)
+    minutes = settings.budget_minutes(kind)
+    budget = math.inf if minutes is None else 60.0 * minutes
     if state.finished or state.elapsed_seconds >= budget:
         # Done, or its wall-time budget (total over resumptions) is spent: use as is.
         codec.eval()
@@ -102,6 +107,17 @@ def train_codec(
             _validate_and_save(codec, valid, config, kind, state, optimizer, run_dir, device)
     codec.eval()
     return CodecRun(codec, state, state.extra.get("quality", {}))
+
+
+def _warm_start_from_plain(codec: Codec, run_root: Path, state: RunState) -> None:
+    """Copy the plain codec's weights (not its optimizer) into a fresh LQ run, if any."""
+    plain_dir = codec_run_dir(run_root, "plain")
+    plain_state = load_checkpoint(plain_dir, codec, None)
+    if plain_state is None:
+        log.info("codec-lq: no plain checkpoint in %s; training from scratch", plain_dir)
+        return
+    state.extra["init_from"] = {"kind": "plain", "step": plain_state.step}
+    log.info("codec-lq: starting from the plain codec at step %d", plain_state.step)
 
 
 def codec_step(

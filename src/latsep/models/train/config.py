@@ -28,6 +28,10 @@ class CodecTraining:
     stft_weight: float = 0.5
     commitment_weight: float = 0.1
     lq_weight: float = 1.0  # linearization loss weight; only the "lq" codec uses it
+    # Start the LQ codec from the trained plain codec's weights (when that checkpoint
+    # exists) instead of from scratch: the linearization loss then only has to bend a
+    # codec that already reconstructs well, which on a CPU budget is most of the work.
+    lq_init_from_plain: bool = False
     stft_resolutions: tuple[tuple[int, int], ...] = (
         (2048, 512),
         (1024, 256),
@@ -41,6 +45,12 @@ class CodecTraining:
     valid_crops: int = 8  # per stem, fixed
     valid_seconds: float = 4.0
     max_minutes: float | None = None  # wall-time budget; the run ends (resumably) at it
+    lq_max_minutes: float | None = None  # the LQ codec's budget when not max_minutes
+
+    def budget_minutes(self, kind: str) -> float | None:
+        if kind == "lq" and self.lq_max_minutes is not None:
+            return self.lq_max_minutes
+        return self.max_minutes
 
 
 @dataclass(frozen=True)

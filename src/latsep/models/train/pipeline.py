@@ -71,6 +71,8 @@ class Pipeline:
 
     def codec(self, kind: str) -> CodecRun:
         if kind not in self._codecs:
+            if kind == "lq" and self.config.codec_training.lq_init_from_plain:
+                self.codec("plain")  # the LQ codec starts from the finished plain one
             seed_everything(self.config.seed)
             stems = self.config.codec_training.stems
             self._codecs[kind] = train_codec(

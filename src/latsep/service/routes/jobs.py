@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from latsep.service import queueing
 from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
 from latsep.service.errors import bad_parameter, error_responses
-from latsep.service.schemas import KNOWN_METHODS, PAIR_METHODS, JobCreated, JobDeleted, JobPublic
+from latsep.service.schemas import KNOWN_METHODS, JobCreated, JobDeleted, JobPublic
 from latsep.service.store import JobRequest, SeparationOptions
-from latsep.service.submission import accept, reference_uploads
+from latsep.service.submission import accept, check_options, reference_uploads
 from latsep.service.views import job_public, load_job
 
 router = APIRouter(tags=["jobs"])
@@ -61,11 +61,31 @@ async def submit_separation(
         Form(description="Comma-separated sources, e.g. `bass,drums`; default: the bundle's."),
     ] = None,
     num_candidates: Annotated[
-        int | None, Form(ge=1, description="Candidates drawn; the most consistent wins.")
+        int | None,
+        Form(
+            ge=1,
+            description="Candidates drawn; the most consistent wins. Default: the "
+            "bundle's for the method (see /methods), else LATSEP_DEFAULT_NUM_CANDIDATES.",
+        ),
     ] = None,
-    search: Annotated[Literal["sample", "beam"], Form()] = "sample",
-    temperature: Annotated[float, Form(gt=0)] = 1.0,
-    top_k: Annotated[int | None, Form(ge=1)] = None,
+    search: Annotated[
+        Literal["sample", "beam"] | None,
+        Form(description="Default: the bundle's for the method, else `sample`."),
+    ] = None,
+    temperature: Annotated[
+        float | None, Form(gt=0, description="Prior temperature. Default: the bundle's, else 1.")
+    ] = None,
+    top_k: Annotated[
+        int | None, Form(ge=1, description="Prior top-k. Default: the bundle's, else none.")
+    ] = None,
+    likelihood_weight: Annotated[
+        float | None,
+        Form(
+            gt=0,
+            description="Exponent w of the likelihood (posterior ∝ Π p_i · L^w); must be 1 for "
+            "mlass-bp with 3 or more sources. Default: the bundle's, else 1.",
+        ),
+    ] = None,
     seed: Annotated[
         int | None, Form(ge=0, description="Same seed, same stems. Default: random, reported.")
     ] = None,
@@ -82,19 +102,26 @@ async def submit_separation(
     """
     wanted = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
     chosen = catalog.resolve(method, wanted)
-    n = num_candidates if num_candidates is not None else settings.default_num_candidates
-    if n > settings.max_num_candidates:
-        raise bad_parameter(f"num_candidates is at most {settings.max_num_candidates}")
-    if search == "beam" and method not in PAIR_METHODS:
-        raise bad_parameter(f"search=beam serves {', '.join(PAIR_METHODS)}; not {method}")
-    options = SeparationOptions(
-        num_candidates=n,
+    asked = SeparationOptions(
+        num_candidates=num_candidates,
         search=search,
         temperature=temperature,
         top_k=top_k,
+        likelihood_weight=likelihood_weight,
         seed=seed if seed is not None else secrets.randbelow(2**31),
         consistency=consistency,
     )
+    check_options(method, asked, len(chosen))  # what the client asked for, named as such
+    resolved = asked.resolve(
+        catalog.separation_defaults(method, chosen), settings.default_num_candidates
+    )
+    if resolved.num_candidates > settings.max_num_candidates:
+        given = "" if num_candidates is not None else " (the bundle's default)"
+        raise bad_parameter(
+            f"num_candidates{given} is {resolved.num_candidates}; it is at most "
+            f"{settings.max_num_candidates}"
+        )
+    options = SeparationOptions(**resolved.model_dump())
     references = await reference_uploads(request, chosen)
     mixture = await file.read()
     ref_bytes = {s: await f.read() for s, f in references.items()}

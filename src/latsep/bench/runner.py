@@ -1,0 +1,262 @@
+"""`run_bench`: every row over the same evaluation chunks, cached per chunk, then the files.
+
+Outputs under config.out: chunks.jsonl (the resume cache), results.json, results.md,
+sdr.png, spectrogram.png.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latsep.bench.aggregate import aggregate
+from latsep.bench.cache import ChunkCache, chunk_id
+from latsep.bench.cases import CEILING, METHOD, Case, plan_cases
+from latsep.bench.config import METHOD_ORDER, SOURCE_SETS, BenchConfig
+from latsep.bench.machine import machine_info
+from latsep.bench.plots import sdr_plot, spectrogram_plot
+from latsep.bench.report import markdown_report
+from latsep.bench.scoring import (
+    DeviceCodec,
+    SeparateFn,
+    baseline_estimate,
+    ceiling_estimate,
+    run_method,
+    score,
+)
+from latsep.models.bundle import Bundle, find_bundles, load_bundle
+from latsep.models.bundle.manifest import MANIFEST, sha256_of
+from latsep.models.data import Chunk, evaluation_chunks
+from latsep.models.separation import separate_waveform
+
+Progress = Callable[[str], None]
+_PROVENANCE = (
+    "config_name",
+    "git_commit",
+    "created",
+    "corpus_index_sha256",
+    "codec_steps",
+    "prior_steps",
+    "torch",
+    "device",
+)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device")
+    return device
+
+
+def chunk_seed(seed: int, chunk: Chunk) -> int:
+    """A seed per chunk, independent of which other chunks run (so --quick and resumed runs
+    draw exactly what the full run draws for the same chunk)."""
+    text = f"{seed}:{chunk.song_id}:{chunk.start}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+
+
+def _in_order(chunk: Chunk, stems: tuple[str, ...], order: tuple[str, ...]) -> np.ndarray:
+    """The chunk's stems (N, L), float64, reordered from `stems` to `order`."""
+    return np.asarray(chunk.stems, np.float64)[[stems.index(s) for s in order]]
+
+
+def _bundle_info(bundle: Bundle, sha: str) -> dict[str, Any]:
+    provenance = bundle.manifest.get("provenance", {})
+    return {
+        "name": bundle.name,
+        "path": str(bundle.root),
+        "manifest_sha256": sha,
+        "codec": bundle.codec_kind,
+        "methods": list(bundle.methods),
+        "sources": list(bundle.sources),
+        "num_tokens": bundle.num_tokens,
+        "hop_length": bundle.hop_length,
+        "provenance": {k: provenance[k] for k in _PROVENANCE if k in provenance},
+    }
+
+
+def _example_case(cases: list[Case]) -> Case | None:
+    """The spectrogram's method row: the most sources, then METHOD_ORDER."""
+    methods = [c for c in cases if c.kind == METHOD]
+    if not methods:
+        return None
+    return min(methods, key=lambda c: (-c.num_sources, METHOD_ORDER.index(str(c.method))))
+
+
+def run_bench(
+    config: BenchConfig,
+    *,
+    separate: SeparateFn = separate_waveform,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the benchmark; returns results.json's content."""
+    say = progress or (lambda message: None)
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    bundles = [load_bundle(path, device) for path in find_bundles(config.bundles)]
+    bundle_ids = {b.name: sha256_of(b.root / MANIFEST) for b in bundles}
+    by_name = {b.name: b for b in bundles}
+    codecs = {b.name: DeviceCodec(b.codec) for b in bundles}
+    corpus_sha = sha256_of(Path(config.corpus) / "index.json")
+    identity = {
+        "corpus": corpus_sha,
+        "split": config.split,
+        "seconds": config.seconds,
+        "seed": config.seed,
+    }
+    cases, skipped = plan_cases(
+        bundles,
+        methods=config.methods,
+        source_counts=config.sources,
+        overrides=config.overrides,
+        identity=identity,
+        bundle_ids=bundle_ids,
+    )
+    chunks = {
+        n: evaluation_chunks(
+            config.corpus,
+            SOURCE_SETS[n],
+            split=config.split,
+            seconds=config.seconds,
+            count=config.chunks,
+            seed=config.seed,
+        )
+        for n in sorted({c.num_sources for c in cases})
+    }
+    sample_rate = bundles[0].sample_rate
+    cache = ChunkCache(Path(config.out) / "chunks.jsonl")
+    example = _example_case(cases)
+    example_stems: np.ndarray | None = None
+
+    rows = []
+    for case in cases:
+        stems_order = SOURCE_SETS[case.num_sources]
+        todo = chunks[case.num_sources]
+        records = []
+        for i, chunk in enumerate(todo):
+            cid = chunk_id(chunk.song_id, chunk.start)
+            record = cache.get(case.key, cid)
+            status = "cached"
+            if record is None:
+                stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
+                record = {
+                    "case": case.key,
+                    "chunk": cid,
+                    "song_id": chunk.song_id,
+                    "start": chunk.start,
+                }
+                if case.kind == METHOD:
+                    seed = chunk_seed(config.seed, chunk)
+                    fields, wiener = run_method(
+                        str(case.method),
+                        by_name[str(case.bundle)],
+                        codecs[str(case.bundle)],
+                        case.sources,
+                        stems,
+                        case.settings,
+                        seed,
+                        separate=separate,
+                    )
+                    record.update(seed=seed, **fields)
+                    if case is example and i == 0:
+                        example_stems = wiener
+                elif case.kind == CEILING:
+                    estimate = ceiling_estimate(codecs[str(case.bundle)], stems)
+                    record["scores"] = score(stems, estimate, case.sources, sample_rate)
+                else:
+                    estimate = baseline_estimate(stems.sum(0), case.num_sources)
+                    record["scores"] = score(stems, estimate, case.sources, sample_rate)
+                cache.add(record)
+                record = cache.get(case.key, cid)
+                status = f"{record['seconds']:.2f} s" if "seconds" in record else "scored"
+            records.append(record)
+            say(f"{case.label} N={case.num_sources} chunk {i + 1}/{len(todo)} {cid}: {status}")
+        rows.append(
+            {
+                **case.describe(),
+                "aggregate": aggregate(records, case.sources, config.seconds),
+                "chunks": records,
+            }
+        )
+
+    results = {
+        "config": config.to_dict(),
+        "machine": machine_info(device),
+        "corpus": {
+            "path": str(config.corpus),
+            "index_sha256": corpus_sha,
+            "chunks": {
+                str(n): [chunk_id(c.song_id, c.start) for c in cs] for n, cs in chunks.items()
+            },
+        },
+        "bundles": [_bundle_info(b, bundle_ids[b.name]) for b in bundles],
+        "skipped": [vars(s) for s in skipped],
+        "rows": rows,
+    }
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    (out / "results.md").write_text(markdown_report(results), encoding="utf-8")
+    if any(r["kind"] == METHOD for r in rows):
+        sdr_plot(rows, out / "sdr.png")
+    if example is not None and chunks[example.num_sources]:
+        _example_plot(
+            example,
+            chunks[example.num_sources][0],
+            example_stems,
+            by_name,
+            codecs,
+            config,
+            separate,
+            out / "spectrogram.png",
+        )
+    say(f"wrote {out}/results.json, results.md, sdr.png, spectrogram.png")
+    return results
+
+
+def _example_plot(
+    case: Case,
+    chunk: Chunk,
+    estimates: np.ndarray | None,
+    bundles: dict[str, Bundle],
+    codecs: dict[str, DeviceCodec],
+    config: BenchConfig,
+    separate: SeparateFn,
+    path: Path,
+) -> None:
+    """Spectrograms of the example chunk; separates it again when it came from the cache."""
+    stems = _in_order(chunk, SOURCE_SETS[case.num_sources], case.sources)
+    if estimates is None:
+        bundle = bundles[str(case.bundle)]
+        _fields, estimates = run_method(
+            str(case.method),
+            bundle,
+            codecs[str(case.bundle)],
+            case.sources,
+            stems,
+            case.settings,
+            chunk_seed(config.seed, chunk),
+            separate=separate,
+        )
+    title = (
+        f"{case.method}, {case.num_sources} sources, chosen candidate + Wiener\n"
+        f"{chunk.song_id} at {chunk.start / bundles[str(case.bundle)].sample_rate:.1f} s"
+    )
+    spectrogram_plot(
+        stems.sum(0),
+        stems,
+        estimates,
+        case.sources,
+        bundles[str(case.bundle)].sample_rate,
+        title,
+        path,
+    )

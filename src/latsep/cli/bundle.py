@@ -1,0 +1,104 @@
+"""`latsep bundle show | set-defaults BUNDLE_DIR`: inspect a bundle, record tuned defaults.
+
+set-defaults writes per-method separation defaults into the bundle's manifest (merged
+into what is there; --unset drops fields). Requests that leave an option out get them:
+
+    latsep bundle set-defaults artifacts/default/plain --method lass \\
+        --num-candidates 8 --likelihood-weight 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# The fields of latsep.models.bundle.defaults.DEFAULT_FIELDS (not imported: it pulls in torch).
+FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bundle",
+        help="inspect a bundle or record its tuned separation defaults",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    show = actions.add_parser("show", help="print a bundle's summary and defaults as JSON")
+    show.add_argument("bundle_dir", type=Path)
+    show.set_defaults(handler=run_show)
+
+    tune = actions.add_parser(
+        "set-defaults", help="record separation defaults for one method in the manifest"
+    )
+    tune.add_argument("bundle_dir", type=Path)
+    tune.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    tune.add_argument("--num-candidates", type=int, default=None)
+    tune.add_argument("--temperature", type=float, default=None)
+    tune.add_argument("--top-k", type=int, default=None)
+    tune.add_argument(
+        "--no-top-k", action="store_true", help="record 'no top-k' (overrides a top-k)"
+    )
+    tune.add_argument("--likelihood-weight", type=float, default=None)
+    tune.add_argument("--search", choices=("sample", "beam"), default=None)
+    tune.add_argument(
+        "--unset",
+        action="append",
+        default=[],
+        choices=FIELDS,
+        help="drop this field from the method's defaults (repeatable)",
+    )
+    tune.set_defaults(handler=run_set_defaults)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from latsep.models.bundle import BundleError
+    from latsep.models.bundle.manifest import validate_manifest
+
+    path = args.bundle_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        validate_manifest(manifest, args.bundle_dir, sample_rate=None)
+    except (OSError, ValueError, BundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    files = {f: (args.bundle_dir / f).stat().st_size for f in manifest["files"]}
+    summary = {
+        "name": manifest.get("name"),
+        "format_version": manifest["format_version"],
+        "codec_kind": manifest["codec"]["kind"],
+        "num_tokens": manifest["num_tokens"],
+        "hop_length": manifest["hop_length"],
+        "sources": manifest["sources"],
+        "methods": manifest["methods"],
+        "tables": {name: entry.get("nnz") for name, entry in manifest["tables"].items()},
+        "weights": manifest.get("weights", {"dtype": "float32"}),
+        "separation_defaults": manifest.get("separation_defaults", {}),
+        "bytes": {"total": sum(files.values()), **files},
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def run_set_defaults(args: argparse.Namespace) -> int:
+    from latsep.models.bundle import BundleError, set_separation_defaults
+
+    values = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
+    if args.no_top_k:
+        if "top_k" in values:
+            print("error: --top-k and --no-top-k contradict each other", file=sys.stderr)
+            return 2
+        values["top_k"] = None
+    if not values and not args.unset:
+        print("error: nothing to set; give at least one option or --unset", file=sys.stderr)
+        return 2
+    try:
+        defaults = set_separation_defaults(args.bundle_dir, args.method, values, unset=args.unset)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"bundle": str(args.bundle_dir), "method": args.method, **defaults}))
+    return 0
