@@ -139,7 +139,9 @@ def test_lq_codec_starts_from_the_plain_codec(tiny_corpus: Path, tmp_path: Path)
         return dataclasses.replace(config, codec_training=training)
 
     cpu = torch.device("cpu")
-    plain = train_codec(settings(5, True), "plain", tiny_corpus, tmp_path, device=cpu, progress=False)
+    plain = train_codec(
+        settings(5, True), "plain", tiny_corpus, tmp_path, device=cpu, progress=False
+    )
     warm = train_codec(settings(0, True), "lq", tiny_corpus, tmp_path, device=cpu, progress=False)
     assert warm.state.extra["init_from"] == {"kind": "plain", "step": 5}
     for name, value in plain.codec.state_dict().items():

@@ -147,7 +147,14 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     separation = SimpleNamespace(chosen=0, oracle_index=2, tokens=tokens)
     chosen_stems = np.zeros_like(refs)
     oracle = pipeline._oracle(
-        separation, bundle.codec, mix, refs, chosen_stems, options(), ["bass", "drums"], 22050
+        separation,
+        bundle.codec,
+        mix,
+        refs,
+        chosen_stems,
+        options().resolve({}, 2),
+        ["bass", "drums"],
+        22050,
     )
     assert oracle is not None and oracle.index == 2
     want = si_sdr(refs, expected)

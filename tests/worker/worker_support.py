@@ -1,9 +1,9 @@
 """Helpers of the worker tests: a toy bundle built from real model parts, test audio.
 
 The toy bundle has the shipped bundles' interface (sources, methods, codec, prior(source),
-likelihood(method, sources), max_sources) over an untrained tiny codec, random Markov priors
-and random count tables, so the whole worker path runs in a second, independently of which
-trained bundles exist.
+likelihood(method, sources), max_sources, separation_defaults(method)) over an untrained
+tiny codec, random Markov priors and random count tables, so the whole worker path runs in a
+second, independently of which trained bundles exist.
 """
 
 from __future__ import annotations
@@ -23,9 +23,15 @@ from latsep.worker.engine import Engine, LoadedBundle
 class ToyBundle:
     methods = ("lass", "mlass-bp", "mlass-pe")
 
-    def __init__(self, sources: tuple[str, ...] = ("bass", "drums"), seed: int = 0) -> None:
+    def __init__(
+        self,
+        sources: tuple[str, ...] = ("bass", "drums"),
+        seed: int = 0,
+        defaults: dict[str, dict] | None = None,
+    ) -> None:
         torch.manual_seed(seed)
         self.sources = sources
+        self._defaults = defaults or {}
         self.codec = Codec(CodecConfig.tiny()).eval()
         self.sample_rate = self.codec.sample_rate
         self.hop_length = self.codec.hop_length
@@ -33,6 +39,9 @@ class ToyBundle:
         g = torch.Generator().manual_seed(seed)
         self._priors = {s: MarkovPrior.random(k, generator=g) for s in sources}
         self._counts = torch.randint(0, 5, (k, k, k), generator=g).double()
+
+    def separation_defaults(self, method: str) -> dict:
+        return dict(self._defaults.get(method, {}))
 
     def prior(self, source: str) -> MarkovPrior:
         return self._priors[source]

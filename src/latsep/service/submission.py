@@ -62,7 +62,7 @@ def check_options(
         return
     if method not in PAIR_METHODS:
         raise bad_parameter(f"search=beam serves {', '.join(PAIR_METHODS)}; not {method}")
-    if options.temperature != 1.0:
+    if options.temperature not in (None, 1.0):
         raise bad_parameter(
             "search=beam ranks paths by their untempered scores: temperature must be 1 "
             f"(got {options.temperature}); use search=sample for tempered draws"

@@ -111,7 +111,6 @@ async def submit_separation(
         seed=seed if seed is not None else secrets.randbelow(2**31),
         consistency=consistency,
     )
-    check_options(method, asked, len(chosen))  # what the client asked for, named as such
     resolved = asked.resolve(
         catalog.separation_defaults(method, chosen), settings.default_num_candidates
     )
@@ -121,6 +120,7 @@ async def submit_separation(
             f"num_candidates{given} is {resolved.num_candidates}; it is at most "
             f"{settings.max_num_candidates}"
         )
+    check_options(method, resolved, len(chosen))  # bundle defaults included
     options = SeparationOptions(**resolved.model_dump())
     references = await reference_uploads(request, chosen)
     mixture = await file.read()
