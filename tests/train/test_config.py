@@ -34,3 +34,16 @@ def test_unknown_keys_are_errors() -> None:
     data["extra"] = {}
     with pytest.raises(ValueError, match="extra"):
         parse_config(data)
+
+
+def test_bundle_defaults_are_read_and_unknown_bundle_keys_rejected() -> None:
+    from latsep.models.train.config import parse_config
+
+    base = {"name": "x", "codec": {"num_tokens": 16}}
+    entry = {"name": "p", "codec": "plain", "sources": ["bass", "drums"]}
+    tuned = dict(entry, defaults={"lass": {"num_candidates": 8, "likelihood_weight": 2.0}})
+    config = parse_config(dict(base, bundles=[tuned]))
+    assert config.bundles[0].defaults == {"lass": {"num_candidates": 8, "likelihood_weight": 2.0}}
+    assert parse_config(dict(base, bundles=[entry])).bundles[0].defaults == {}
+    with pytest.raises(ValueError, match="unknown"):
+        parse_config(dict(base, bundles=[dict(entry, defualts={})]))

@@ -23,10 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--bundle", action="append", type=Path, default=None, help="bundle dir (repeatable)"
     )
+    # Left out, these take the bundle's tuned default for the method (`latsep bundle show`).
     parser.add_argument("--num-candidates", type=int, default=None)
-    parser.add_argument("--search", choices=("sample", "beam"), default="sample")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--search", choices=("sample", "beam"), default=None)
+    parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--likelihood-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--consistency", choices=("wiener", "none"), default="wiener")
     parser.add_argument(
@@ -62,10 +64,11 @@ def run(args: argparse.Namespace) -> int:
         references[source] = Path(path)
     try:
         options = SeparationOptions(
-            num_candidates=args.num_candidates or settings.default_num_candidates,
+            num_candidates=args.num_candidates,
             search=args.search,
             temperature=args.temperature,
             top_k=args.top_k,
+            likelihood_weight=args.likelihood_weight,
             seed=args.seed,
             consistency=args.consistency,
         )
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         path = args.out / f"{source}.wav"
         write_audio(path, audio, outcome.result.sample_rate, format="wav", subtype="FLOAT")
         files[source] = str(path)
-    summary = {"method": args.method, "options": options.model_dump(), "files": files}
+    summary = {"method": args.method, "files": files}
     summary.update(outcome.result.model_dump(mode="json"))
     print(json.dumps(summary, indent=2))
     return 0

@@ -80,6 +80,10 @@ class BundleSpec:
     name: str
     codec: str  # "plain" | "lq"
     sources: tuple[str, ...]
+    # Per method, the separation options the service uses when a request leaves them out
+    # (num_candidates, temperature, top_k, likelihood_weight, search): tuned on the valid
+    # split and written into the bundle's manifest.
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.codec not in CODEC_KINDS:
@@ -156,13 +160,25 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
         prior_training=_build(PriorTraining, data.pop("prior_training", {})),
         counts=_build(CountsConfig, data.pop("counts", {})),
         bundles=tuple(
-            BundleSpec(name=b["name"], codec=b["codec"], sources=tuple(b["sources"]))
+            BundleSpec(
+                name=_known_bundle_keys(b)["name"],
+                codec=b["codec"],
+                sources=tuple(b["sources"]),
+                defaults={m: dict(v) for m, v in b.get("defaults", {}).items()},
+            )
             for b in data.pop("bundles", [])
         ),
     )
     if data:
         raise ValueError(f"unknown config sections: {sorted(data)}")
     return config
+
+
+def _known_bundle_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(entry) - {"name", "codec", "sources", "defaults"}
+    if unknown:
+        raise ValueError(f"unknown [[bundles]] keys: {sorted(unknown)}")
+    return entry
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:

@@ -179,6 +179,7 @@ class Pipeline:
             name=spec.name,
             provenance=provenance,
             quality=quality,
+            separation_defaults=spec.defaults or None,
             overwrite=True,
         )
 
