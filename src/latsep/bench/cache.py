@@ -42,9 +42,10 @@ class ChunkCache:
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN: museval's NaN (every frame silent) becomes null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON has no NaN: museval's NaN (every frame silent) becomes null. Floats keep 4
+    decimals (dB and seconds need no more), which keeps the files small."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,12 +1,14 @@
 """What one benchmark run measures: the run's options and the per-method defaults.
 
-Every separation setting the benchmark uses comes from `METHOD_DEFAULTS` unless the caller
-overrides it, so the table below is the one place to read (and change) what "default" means.
+A setting comes from the command line if given, else from the bundle's tuned
+`separation_defaults` for the method (what the service would use), else from
+`METHOD_DEFAULTS` below: the one place to read (and change) the benchmark's own defaults.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,13 @@ TWO_SOURCE_ONLY = frozenset({"lass", "lqvae", "hybrid"})
 
 @dataclass(frozen=True)
 class MethodSettings:
-    """The sampler's knobs for one method (search is always "sample": every method has it)."""
+    """The sampler's knobs for one method."""
 
     num_candidates: int
     temperature: float
     top_k: int | None
     likelihood_weight: float
+    search: str = "sample"  # "beam" only for the two-source methods
 
 
 # Exact sampling (no top-k, untempered, likelihood weight 1) with 16 candidates, the
@@ -52,19 +55,27 @@ class Overrides:
     temperature: float | None = None
     top_k: int | None = None
     likelihood_weight: float | None = None
+    search: str | None = None
 
 
-def method_settings(method: str, num_sources: int, overrides: Overrides) -> MethodSettings:
-    """The settings one (method, N) runs with.
+def method_settings(
+    method: str,
+    num_sources: int,
+    overrides: Overrides,
+    bundle_defaults: Mapping[str, Any] | None = None,
+) -> MethodSettings:
+    """The settings one (method, N) runs with: overrides, else the bundle's defaults for the
+    method (`Bundle.separation_defaults`), else METHOD_DEFAULTS.
 
     mlass-bp with 3 or more sources only samples exactly at likelihood weight 1 (the engine
-    refuses anything else), so a weight override does not apply to it.
+    refuses anything else), so no other weight applies to it.
     """
-    settings = METHOD_DEFAULTS[method]
-    given = {k: v for k, v in asdict(overrides).items() if v is not None}
+    known = {f.name for f in fields(MethodSettings)}
+    chosen = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
+    chosen.update({k: v for k, v in asdict(overrides).items() if v is not None})
     if method == "mlass-bp" and num_sources >= 3:
-        given.pop("likelihood_weight", None)
-    return replace(settings, **given)
+        chosen["likelihood_weight"] = 1.0
+    return replace(METHOD_DEFAULTS[method], **chosen)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import numpy as np
 
 from latsep.bench.cases import BASELINE, CEILING, METHOD
 
-_DPI = 80
+_DPI = 72
 
 
 def _pyplot() -> Any:
@@ -82,8 +82,10 @@ def sdr_plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         ax.set_title(f"{n} sources: mean SDR (chosen + Wiener)")
         ax.set_ylabel("SDR (dB)")
         ax.axhline(0.0, color="black", linewidth=0.5)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    # One legend under the panels, from the panel with the most sources (it has every entry).
+    handles, labels = axes[len(counts) - 1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
 
@@ -112,7 +114,7 @@ def spectrogram_plot(
     (N, L)."""
     plt = _pyplot()
     n = len(sources)
-    fig, axes = plt.subplots(n + 1, 2, figsize=(8, 1.6 * (n + 1)), sharex=True, sharey=True)
+    fig, axes = plt.subplots(n + 1, 2, figsize=(7, 1.3 * (n + 1)), sharex=True, sharey=True)
     seconds = len(mixture) / sample_rate
     extent = (0.0, seconds, 0.0, sample_rate / 2000)
     reference = _log_spectrogram(mixture)

@@ -67,7 +67,7 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         f"Speed: wall-clock seconds of the separation call per {config['seconds']:g}-s chunk "
         "(median over chunks); RTF = seconds / chunk length (below 1 is faster than real "
-        f"time). Device {machine['device']}, {machine['torch_threads']} torch threads, "
+        f"time). Device {machine['device']}, torch threads {machine['torch_threads']}, "
         f"{machine['cpu']}, torch {machine['torch']}.",
         "",
         "## Mean over chunks",
@@ -80,16 +80,25 @@ def markdown_report(results: dict[str, Any]) -> str:
         "",
         "## Settings",
         "",
-        "| row | N | candidates | temperature | top-k | likelihood weight |",
-        "|---|---|---|---|---|---|",
+        "Command-line options, else the bundle's `separation_defaults`, else "
+        "`latsep.bench.config.METHOD_DEFAULTS`.",
+        "",
+        "| row | N | search | candidates | temperature | top-k | likelihood weight |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         s = row["settings"]
         if s:
-            parts.append(
-                f"| {row['label']} | {len(row['sources'])} | {s['num_candidates']} | "
-                f"{s['temperature']:g} | {s['top_k'] or 'none'} | {s['likelihood_weight']:g} |"
-            )
+            cells = [
+                row["label"],
+                len(row["sources"]),
+                s["search"],
+                s["num_candidates"],
+                f"{s['temperature']:g}",
+                s["top_k"] or "none",
+                f"{s['likelihood_weight']:g}",
+            ]
+            parts.append("| " + " | ".join(str(c) for c in cells) + " |")
     if results["skipped"]:
         parts += ["", "## Not run", ""]
         parts += [

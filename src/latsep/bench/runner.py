@@ -32,7 +32,7 @@ from latsep.bench.scoring import (
 )
 from latsep.models.bundle import Bundle, find_bundles, load_bundle
 from latsep.models.bundle.manifest import MANIFEST, sha256_of
-from latsep.models.data import Chunk, evaluation_chunks
+from latsep.models.data import Chunk, Corpus, evaluation_chunks
 from latsep.models.separation import separate_waveform
 
 Progress = Callable[[str], None]
@@ -107,6 +107,12 @@ def run_bench(
     by_name = {b.name: b for b in bundles}
     codecs = {b.name: DeviceCodec(b.codec) for b in bundles}
     corpus_sha = sha256_of(Path(config.corpus) / "index.json")
+    rate = Corpus(config.corpus).sample_rate
+    for bundle in bundles:
+        if bundle.sample_rate != rate:
+            raise ValueError(
+                f"bundle {bundle.name} runs at {bundle.sample_rate} Hz, the corpus at {rate} Hz"
+            )
     identity = {
         "corpus": corpus_sha,
         "split": config.split,
@@ -132,7 +138,6 @@ def run_bench(
         )
         for n in sorted({c.num_sources for c in cases})
     }
-    sample_rate = bundles[0].sample_rate
     cache = ChunkCache(Path(config.out) / "chunks.jsonl")
     example = _example_case(cases)
     example_stems: np.ndarray | None = None
@@ -148,34 +153,18 @@ def run_bench(
             status = "cached"
             if record is None:
                 stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
-                record = {
-                    "case": case.key,
-                    "chunk": cid,
-                    "song_id": chunk.song_id,
-                    "start": chunk.start,
-                }
-                if case.kind == METHOD:
-                    seed = chunk_seed(config.seed, chunk)
-                    fields, wiener = run_method(
-                        str(case.method),
-                        by_name[str(case.bundle)],
-                        codecs[str(case.bundle)],
-                        case.sources,
-                        stems,
-                        case.settings,
-                        seed,
-                        separate=separate,
-                    )
-                    record.update(seed=seed, **fields)
-                    if case is example and i == 0:
-                        example_stems = wiener
-                elif case.kind == CEILING:
-                    estimate = ceiling_estimate(codecs[str(case.bundle)], stems)
-                    record["scores"] = score(stems, estimate, case.sources, sample_rate)
-                else:
-                    estimate = baseline_estimate(stems.sum(0), case.num_sources)
-                    record["scores"] = score(stems, estimate, case.sources, sample_rate)
-                cache.add(record)
+                fields, wiener = _measure(case, chunk, stems, config, by_name, codecs, separate)
+                if case is example and i == 0:
+                    example_stems = wiener
+                cache.add(
+                    {
+                        "case": case.key,
+                        "chunk": cid,
+                        "song_id": chunk.song_id,
+                        "start": chunk.start,
+                        **fields,
+                    }
+                )
                 record = cache.get(case.key, cid)
                 status = f"{record['seconds']:.2f} s" if "seconds" in record else "scored"
             records.append(record)
@@ -221,6 +210,38 @@ def run_bench(
         )
     say(f"wrote {out}/results.json, results.md, sdr.png, spectrogram.png")
     return results
+
+
+def _measure(
+    case: Case,
+    chunk: Chunk,
+    stems: np.ndarray,
+    config: BenchConfig,
+    bundles: dict[str, Bundle],
+    codecs: dict[str, DeviceCodec],
+    separate: SeparateFn,
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One row's figures on one chunk (stems (N, L) in the row's order); for a method row
+    also its Wiener stems."""
+    if case.kind == METHOD:
+        seed = chunk_seed(config.seed, chunk)
+        fields, wiener = run_method(
+            str(case.method),
+            bundles[str(case.bundle)],
+            codecs[str(case.bundle)],
+            case.sources,
+            stems,
+            case.settings,
+            seed,
+            separate=separate,
+        )
+        return {"seed": seed, **fields}, wiener
+    if case.kind == CEILING:
+        estimate = ceiling_estimate(codecs[str(case.bundle)], stems)
+    else:
+        estimate = baseline_estimate(stems.sum(0), case.num_sources)  # the plain-sum mixture
+    sample_rate = next(iter(bundles.values())).sample_rate
+    return {"scores": score(stems, estimate, case.sources, sample_rate)}, None
 
 
 def _example_plot(

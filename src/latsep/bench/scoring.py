@@ -113,6 +113,7 @@ def run_method(
         likelihood,
         mixture,
         num_candidates=settings.num_candidates,
+        search=settings.search,
         temperature=settings.temperature,
         top_k=settings.top_k,
         likelihood_weight=settings.likelihood_weight,

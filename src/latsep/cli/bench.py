@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
+    parser.add_argument("--search", choices=("sample", "beam"), default=None)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             temperature=args.temperature,
             top_k=args.top_k,
             likelihood_weight=args.likelihood_weight,
+            search=args.search,
         ),
         threads=args.threads,
         seed=args.seed,

@@ -1,0 +1,78 @@
+"""A synthetic corpus whose test split has every stem audible everywhere (fast, no renderer),
+and the shipped tiny bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SR = 22_050
+TINY = Path(__file__).resolve().parents[2] / "artifacts" / "tiny"
+STEMS = ("bass", "drums", "other")
+
+
+def _song(rng: np.random.Generator, seconds: float) -> dict[str, np.ndarray]:
+    """Bass and other as sines, drums as decaying noise bursts; all about -20 dBFS."""
+    t = np.arange(round(seconds * SR)) / SR
+    bursts = np.exp(-((t % 0.25) * 30.0))
+    return {
+        "bass": 0.14 * np.sin(2 * np.pi * rng.uniform(50, 90) * t),
+        "drums": 0.2 * bursts * rng.standard_normal(t.size),
+        "other": 0.1 * np.sin(2 * np.pi * rng.uniform(300, 600) * t),
+    }
+
+
+def write_corpus(root: Path, songs_per_split: dict[str, int], seconds: float) -> Path:
+    rng = np.random.default_rng(7)
+    entries = []
+    for split, count in songs_per_split.items():
+        for k in range(count):
+            song_id = f"{split}-{k:05d}"
+            folder = root / split / song_id
+            folder.mkdir(parents=True)
+            stems = _song(rng, seconds)
+            for stem, audio in stems.items():
+                pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
+                sf.write(folder / f"{stem}.flac", pcm, SR, format="FLAC", subtype="PCM_16")
+            entries.append(
+                {
+                    "song_id": song_id,
+                    "split": split,
+                    "source": "synthetic",
+                    "piece": song_id,
+                    "path": f"{split}/{song_id}",
+                    "num_samples": len(stems["bass"]),
+                    "soundfont": "none",
+                    "tempo_bpm": 120.0,
+                    "key": "C major",
+                    "kit": 0,
+                    "programs": {"bass": [33], "other": [0]},
+                    "rms_db": {stem: -20.0 for stem in STEMS},
+                }
+            )
+    index = {
+        "format": "latsep-corpus",
+        "version": 1,
+        "sample_rate": SR,
+        "stems": list(STEMS),
+        "songs": entries,
+    }
+    (root / "index.json").write_text(json.dumps(index))
+    return root
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 2-second test songs (4 one-second chunks per source set) and one train song."""
+    return write_corpus(tmp_path_factory.mktemp("bench-corpus"), {"train": 1, "test": 2}, 2.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles() -> Path:
+    if not (TINY / "plain" / "manifest.json").is_file():
+        pytest.skip("the tiny bundles are not shipped in artifacts/tiny")
+    return TINY
