@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="corpus root (index.json)")
     parser.add_argument("--out", type=Path, default=Path("docs/bench"), help="output directory")
     parser.add_argument("--chunks", type=int, default=50, help="chunks per source set (50)")
+    parser.add_argument(
+        "--split",
+        choices=("test", "valid"),
+        default="test",
+        help="test (the benchmark); valid for tuning separation defaults without touching test",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="chunk length (3.0)")
     parser.add_argument("--methods", type=_names, default=None, help="comma-separated (all)")
     parser.add_argument("--sources", type=_ints, default=(2, 3), help="source counts (2,3)")
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         corpus=args.corpus,
         out=args.out,
         chunks=4 if args.quick else args.chunks,
+        split=args.split,
         seconds=args.seconds,
         methods=args.methods,
         sources=args.sources,
