@@ -238,7 +238,13 @@ def waveform_models(k: int, triples: int, smoothing: float) -> tuple[Any, list[A
 
 
 def time_waveform(
-    name: str, codec: Any, priors: list[Any], likelihood: object, candidates: int, seconds: float
+    name: str,
+    codec: Any,
+    priors: list[Any],
+    likelihood: object,
+    candidates: int,
+    seconds: float,
+    decode_bf16: bool = False,
 ) -> dict[str, float]:
     """One `separate_waveform` call on `seconds` of noise, split into its parts (seconds)."""
     method, _, n = name.partition(":")
@@ -260,8 +266,15 @@ def time_waveform(
     pipeline.separate = timed_separate
     try:
         start = time.perf_counter()
+        options = {"decode_bf16": True} if decode_bf16 else {}
         pipeline.separate_waveform(
-            method, timed_codec, timed_priors, likelihood, mixture, num_candidates=candidates
+            method,
+            timed_codec,
+            timed_priors,
+            likelihood,
+            mixture,
+            num_candidates=candidates,
+            **options,
         )
         wall = time.perf_counter() - start
     finally:
@@ -288,7 +301,7 @@ def waveform_main(args: argparse.Namespace) -> None:
         f"torch {torch.__version__}; separate_waveform on {args.seconds} s; codec hop "
         f"{codec.hop_length}, K={args.k}; priors context 544, d_model 128, 3 layers (random "
         f"weights); {args.triples:,} counted triples, smoothing {args.smoothing}; "
-        f"median of {args.repeats}"
+        f"median of {args.repeats}; decode {'bf16' if args.decode_bf16 else 'fp32'}"
     )
     print(
         "| method | threads | C | s/chunk | ms/token (engine) | encode s | priors s | "
@@ -300,9 +313,12 @@ def waveform_main(args: argparse.Namespace) -> None:
         torch.set_num_threads(threads)
         for name in args.methods:
             for candidates in args.candidates:
-                args_ = (name, codec, priors, likelihoods[name], candidates, args.seconds)
-                time_waveform(*args_[:4], candidates, 0.2)  # warm-up
-                runs = [time_waveform(*args_) for _ in range(args.repeats)]
+                models = (name, codec, priors, likelihoods[name], candidates)
+                time_waveform(*models, 0.2, args.decode_bf16)  # warm-up
+                runs = [
+                    time_waveform(*models, args.seconds, args.decode_bf16)
+                    for _ in range(args.repeats)
+                ]
                 r = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
                 rows.append({"method": name, "threads": threads, "c": candidates, **r})
                 print(
@@ -336,6 +352,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=512, help="K for --waveform")
     parser.add_argument("--seconds", type=float, default=3.0, help="chunk for --waveform")
     parser.add_argument("--repeats", type=int, default=3, help="runs per row for --waveform")
+    parser.add_argument(
+        "--decode-bf16", action="store_true", help="--waveform: decode under bf16 autocast"
+    )
     args = parser.parse_args()
     if args.waveform:
         if args.methods == list(SOURCES):

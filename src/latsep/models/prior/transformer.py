@@ -14,6 +14,7 @@ so long audio keeps working at the cost of one prefix pass every context // 2 st
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -65,12 +66,26 @@ class KVCache:
     Several states may share one cache (an advanced state and its parent); a state
     only owns the positions below its own length, and `written` tells whether a
     later position was already claimed by another child — then the child copies.
+
+    Reordering (beam search, every step) copies the valid prefix into buffers from a
+    `BufferPool` shared by every cache derived from the same `empty` one: a cache's
+    buffers go back to the pool when the cache is garbage-collected, i.e. when no state
+    can read them any more, so a search ping-pongs between two sets of buffers instead of
+    allocating a new cache per step.
     """
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], written: int) -> None:
+    def __init__(
+        self,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        written: int,
+        pool: BufferPool | None = None,
+    ) -> None:
         self.keys = keys
         self.values = values
         self.written = written
+        self.pool = pool if pool is not None else BufferPool()
+        weakref.finalize(self, self.pool.give, keys, values)
 
     @classmethod
     def empty(
@@ -88,21 +103,47 @@ class KVCache:
 
     def select(self, rows: torch.Tensor, length: int) -> KVCache:
         """A new cache of rows (B_new,); copies only the `length` valid positions."""
-        return KVCache(
-            [_gather_prefix(k, rows, length) for k in self.keys],
-            [_gather_prefix(v, rows, length) for v in self.values],
-            length,
-        )
+        keys, values = self.pool.take(self.keys, rows.shape[0])
+        for source, target in zip(self.keys + self.values, keys + values, strict=True):
+            # Straight into the target's prefix: no temporary of the gathered rows.
+            torch.index_select(source[:, :, :length], 0, rows, out=target[:, :, :length])
+        return KVCache(keys, values, length, self.pool)
 
     def copy(self, length: int) -> KVCache:
-        return KVCache([k.clone() for k in self.keys], [v.clone() for v in self.values], length)
+        """A new cache with the same rows; copies only the `length` valid positions."""
+        keys, values = self.pool.take(self.keys, self.keys[0].shape[0])
+        for source, target in zip(self.keys + self.values, keys + values, strict=True):
+            target[:, :, :length] = source[:, :, :length]
+        return KVCache(keys, values, length, self.pool)
 
 
-def _gather_prefix(buffer: torch.Tensor, rows: torch.Tensor, length: int) -> torch.Tensor:
-    # (B, H, context, hs) → (B_new, H, context, hs); positions ≥ length stay unwritten.
-    out = buffer.new_empty((rows.shape[0], *buffer.shape[1:]))
-    out[:, :, :length] = buffer[:, :, :length].index_select(0, rows)
-    return out
+class BufferPool:
+    """Free key/value buffer sets of one cache lineage, by shape; keeps at most two per shape.
+
+    Buffers come back only from garbage-collected caches (see KVCache), so a buffer handed
+    out is never readable through any live state. Their contents are stale: a cache only
+    reads positions below its length, which `select`/`copy` overwrite.
+    """
+
+    _KEEP = 2
+
+    def __init__(self) -> None:
+        self._free: dict[tuple[int, ...], list[tuple[list[torch.Tensor], list[torch.Tensor]]]] = {}
+
+    def take(
+        self, like: list[torch.Tensor], batch_size: int
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """A free buffer set of `like`'s layers with batch_size rows, or a new one."""
+        shape = (batch_size, *like[0].shape[1:])
+        free = self._free.get(shape)
+        if free:
+            return free.pop()
+        return [like[0].new_empty(shape) for _ in like], [like[0].new_empty(shape) for _ in like]
+
+    def give(self, keys: list[torch.Tensor], values: list[torch.Tensor]) -> None:
+        free = self._free.setdefault(tuple(keys[0].shape), [])
+        if len(free) < self._KEEP:
+            free.append((keys, values))
 
 
 @dataclass(frozen=True)
@@ -245,7 +286,10 @@ class TransformerPrior(nn.Module):
             raise ValueError(f"{start + 1} positions exceed the prior's context {self.context}")
         b, c = tokens.shape[0], self.config.d_model
         heads = self.config.num_heads
-        x = self.token_embedding.weight.index_select(0, tokens) + self.position_embedding.weight[start]
+        x = (
+            self.token_embedding.weight.index_select(0, tokens)
+            + self.position_embedding.weight[start]
+        )
         for i, block in enumerate(self.blocks):
             attn = block.attn
             h = F.layer_norm(x, (c,), block.norm1.weight, block.norm1.bias)

@@ -82,12 +82,19 @@ def _windows(
     return window_tokens, prefix_tokens
 
 
-def _decode(codec: Codec, tokens: torch.Tensor, length: int) -> np.ndarray:
-    """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`."""
+def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False) -> np.ndarray:
+    """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`.
+
+    bf16: run the decoder under bf16 autocast on the codec's device (measured on a 2-core
+    CPU with AVX512-BF16: 2.2× faster, output within −45 dB of fp32 with random weights);
+    an opt-in until a trained codec's reconstruction is checked.
+    """
     c, n, t = tokens.shape
     flat = tokens.reshape(c * n, t)
     out = np.zeros((c * n, length), dtype=np.float64)
-    with torch.inference_mode():
+    device = torch.device(getattr(codec, "device", "cpu"))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    with torch.inference_mode(), autocast:
         for start in range(0, c * n, _DECODE_ROWS):
             decoded = codec.decode(flat[start : start + _DECODE_ROWS]).detach().float().cpu()
             audio = decoded.reshape(decoded.shape[0], -1)[:, :length].numpy()
@@ -113,11 +120,13 @@ def separate_waveform(
     consistency: str = "wiener",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
+    decode_bf16: bool = False,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
+    decode_bf16 decodes the candidates under CPU bf16 autocast (see `_decode`).
     """
     if consistency not in CONSISTENCIES:
         raise ValueError(f"consistency must be one of {CONSISTENCIES}; got {consistency!r}")
@@ -170,7 +179,7 @@ def separate_waveform(
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
 
-    estimates = _decode(codec, tokens, length)  # (C, N, L)
+    estimates = _decode(codec, tokens, length, decode_bf16)  # (C, N, L)
     errors = mixture_error(mixture, estimates)
     chosen = int(np.argmin(errors))
     oracle_index, oracle_scores = None, None
