@@ -82,12 +82,19 @@ def _windows(
     return window_tokens, prefix_tokens
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return True
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private; absent → no
+    return device.type == "cpu" and bool(probe and probe())
+
+
 def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False) -> np.ndarray:
     """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`.
 
     bf16: run the decoder under bf16 autocast on the codec's device (measured on a 2-core
-    CPU with AVX512-BF16: 2.2× faster, output within −45 dB of fp32 with random weights);
-    an opt-in until a trained codec's reconstruction is checked.
+    CPU with AVX512-BF16: 2.2× faster; on the trained default plain codec, 6 valid chunks per
+    stem, bf16 output is 46–50 dB from fp32 and its SDR within 0.002 dB of fp32's).
     """
     c, n, t = tokens.shape
     flat = tokens.reshape(c * n, t)
@@ -120,14 +127,17 @@ def separate_waveform(
     consistency: str = "wiener",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
-    decode_bf16: bool = False,
+    decode_bf16: bool | None = None,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
-    decode_bf16 decodes the candidates under CPU bf16 autocast (see `_decode`).
+    decode_bf16 decodes the candidates under bf16 autocast (see `_decode`); None: where
+    bf16 is fast (CUDA, or a CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
     """
+    if decode_bf16 is None:
+        decode_bf16 = bf16_is_fast(torch.device(getattr(codec, "device", "cpu")))
     if consistency not in CONSISTENCIES:
         raise ValueError(f"consistency must be one of {CONSISTENCIES}; got {consistency!r}")
     mixture = np.asarray(mixture, dtype=np.float64)
