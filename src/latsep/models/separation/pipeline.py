@@ -103,7 +103,8 @@ def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
         for start in range(0, c * n, _DECODE_ROWS):
-            decoded = codec.decode(flat[start : start + _DECODE_ROWS]).detach().float().cpu()
+            rows = flat[start : start + _DECODE_ROWS].to(device)  # tokens live on the CPU
+            decoded = codec.decode(rows).detach().float().cpu()
             audio = decoded.reshape(decoded.shape[0], -1)[:, :length].numpy()
             out[start : start + audio.shape[0], : audio.shape[1]] = audio
     return out.reshape(c, n, length)
@@ -153,7 +154,9 @@ def separate_waveform(
     padded = np.zeros(-(-length // hop) * hop, dtype=np.float32)
     padded[:length] = mixture / n  # the models see the mean of the sources
     with torch.inference_mode():
-        mixture_tokens = codec.encode(torch.from_numpy(padded)[None]).reshape(-1).long().cpu()
+        device = torch.device(getattr(codec, "device", "cpu"))  # a GPU codec wants GPU input
+        mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
+        mixture_tokens = mixture_tokens.reshape(-1).long().cpu()
     total = mixture_tokens.shape[0]
     window, prefix_len = _windows(priors, total, window_tokens, prefix_tokens)
     generator = torch.Generator().manual_seed(seed)
