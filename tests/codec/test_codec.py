@@ -177,3 +177,19 @@ def test_config_round_trip_and_validation() -> None:
         CodecConfig(strides=(3,))
     with pytest.raises(ValueError):
         CodecConfig.from_dict({"bogus": 1})
+
+
+def test_nearest_code_search_stays_fp32_under_bf16_autocast() -> None:
+    from latsep.models.codec import Codec, CodecConfig
+
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig.tiny()).eval()
+    latents = torch.randn(4, codec.config.code_dim, 50)
+    expected = codec.quantizer.quantize_codes(latents)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(codec.quantizer.quantize_codes(latents), expected)
+    audio = 0.1 * torch.randn(3, 4000)
+    with torch.inference_mode():
+        exact, fast = codec.encode(audio), codec.encode(audio, bf16=True)
+    assert exact.shape == fast.shape
+    assert (exact == fast).float().mean() > 0.9  # bf16 latents move only a few tokens

@@ -72,9 +72,10 @@ class Codec(nn.Module):
             latent = self.encoder(self.config.input_gain * self.pad(audio)[:, None, :])
         return latent.float()
 
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        """Tokens of audio (B, L) → LongTensor (B, ceil(L / hop)); L is zero-padded."""
-        return self.quantizer.quantize_codes(self.embed(audio))
+    def encode(self, audio: torch.Tensor, *, bf16: bool = False) -> torch.Tensor:
+        """Tokens of audio (B, L) → LongTensor (B, ceil(L / hop)); L is zero-padded.
+        bf16 autocasts the encoder only; the nearest-code search stays fp32."""
+        return self.quantizer.quantize_codes(self.embed(audio, bf16=bf16))
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Audio of tokens (B, T) → (B, T · hop)."""

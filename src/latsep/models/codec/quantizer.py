@@ -40,14 +40,18 @@ class EMAQuantizer(nn.Module):
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
 
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code for each row of `flat` (M, D) → (M,)."""
-        codebook = self.embedding
-        distances = (
-            flat.pow(2).sum(1, keepdim=True)
-            - 2.0 * flat @ codebook.t()
-            + codebook.pow(2).sum(1)[None, :]
-        )  # (M, K)
-        return distances.argmin(dim=1)
+        """Index of the nearest code for each row of `flat` (M, D) → (M,).
+
+        Always fp32, even inside a caller's bf16 autocast: bf16 distances would flip the
+        argmin between close codes far more often than bf16 latents do."""
+        with torch.autocast(flat.device.type, enabled=False):
+            flat, codebook = flat.float(), self.embedding.float()
+            distances = (
+                flat.pow(2).sum(1, keepdim=True)
+                - 2.0 * flat @ codebook.t()
+                + codebook.pow(2).sum(1)[None, :]
+            )  # (M, K)
+            return distances.argmin(dim=1)
 
     def quantize_codes(self, z: torch.Tensor) -> torch.Tensor:
         """Codes of latents (B, D, T) → (B, T)."""

@@ -128,17 +128,19 @@ def separate_waveform(
     consistency: str = "wiener",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
-    decode_bf16: bool | None = None,
+    codec_bf16: bool | None = None,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
-    decode_bf16 decodes the candidates under bf16 autocast (see `_decode`); None: where
-    bf16 is fast (CUDA, or a CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
+    codec_bf16 runs the codec's encoder and decoder under bf16 autocast (see `_decode`; the
+    nearest-code search stays fp32: 0.7% of tokens differ from fp32 on valid audio, the same
+    tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
+    CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
     """
-    if decode_bf16 is None:
-        decode_bf16 = bf16_is_fast(torch.device(getattr(codec, "device", "cpu")))
+    if codec_bf16 is None:
+        codec_bf16 = bf16_is_fast(torch.device(getattr(codec, "device", "cpu")))
     if consistency not in CONSISTENCIES:
         raise ValueError(f"consistency must be one of {CONSISTENCIES}; got {consistency!r}")
     mixture = np.asarray(mixture, dtype=np.float64)
@@ -155,7 +157,8 @@ def separate_waveform(
     padded[:length] = mixture / n  # the models see the mean of the sources
     with torch.inference_mode():
         device = torch.device(getattr(codec, "device", "cpu"))  # a GPU codec wants GPU input
-        mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=codec_bf16):
+            mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
         mixture_tokens = mixture_tokens.reshape(-1).long().cpu()
     total = mixture_tokens.shape[0]
     window, prefix_len = _windows(priors, total, window_tokens, prefix_tokens)
@@ -192,7 +195,7 @@ def separate_waveform(
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
 
-    estimates = _decode(codec, tokens, length, decode_bf16)  # (C, N, L)
+    estimates = _decode(codec, tokens, length, codec_bf16)  # (C, N, L)
     errors = mixture_error(mixture, estimates)
     chosen = int(np.argmin(errors))
     oracle_index, oracle_scores = None, None

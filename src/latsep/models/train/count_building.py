@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from latsep.models.codec import Codec
+from latsep.models.separation.pipeline import bf16_is_fast
 from latsep.models.train.config import CountsConfig
 from latsep.models.train.counts import TableCounter, TablePlan, encode_crops
 from latsep.models.train.data import StemStore
@@ -68,12 +69,13 @@ def build_counts(
 
 def _count(codec, store, plan, settings, crops, length, seed, device, progress) -> TableCounter:
     counter = TableCounter(plan, codec.num_tokens)
+    bf16 = settings.bf16 and bf16_is_fast(device)
     rng = np.random.default_rng(seed)
     batches = math.ceil(crops / settings.batch_size)
     for index in tqdm(range(batches), desc="counts", disable=not progress):
         size = min(settings.batch_size, crops - index * settings.batch_size)
         audio = torch.from_numpy(store.crops(rng, size, length, settings.gain_db)).to(device)
-        counter.add(*encode_crops(codec, audio, plan))
+        counter.add(*encode_crops(codec, audio, plan, bf16=bf16))
     return counter
 
 

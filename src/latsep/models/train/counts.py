@@ -180,9 +180,15 @@ class TableCounter:
 
 @torch.inference_mode()
 def encode_crops(
-    codec: torch.nn.Module, crops: torch.Tensor, plan: TablePlan, chunk: int = 64
+    codec: torch.nn.Module,
+    crops: torch.Tensor,
+    plan: TablePlan,
+    chunk: int = 64,
+    *,
+    bf16: bool = False,
 ) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray], list[np.ndarray]]:
-    """Tokens of crops (B, N, L): sources (B, N, T), pair means, partial means; edges trimmed."""
+    """Tokens of crops (B, N, L): sources (B, N, T), pair means, partial means; edges trimmed.
+    bf16: the codec's encoder under bf16 autocast (its `encode(..., bf16=True)`)."""
     b, n, _ = crops.shape
     signals = [crops[:, i] for i in range(n)]
     pairs = list(itertools.combinations(range(n), 2))
@@ -190,7 +196,8 @@ def encode_crops(
     partial_levels = list(range(3, n + 1)) if plan.with_chain else []
     signals += [crops[:, :level].mean(dim=1) for level in partial_levels]
     audio = torch.cat(signals)  # (S·B, L)
-    tokens = torch.cat([codec.encode(part) for part in audio.split(chunk)])  # (S·B, T)
+    options = {"bf16": True} if bf16 else {}
+    tokens = torch.cat([codec.encode(part, **options) for part in audio.split(chunk)])  # (S·B, T)
     t = tokens.shape[1]
     if t > 4 * EDGE_TOKENS:
         tokens = tokens[:, EDGE_TOKENS : t - EDGE_TOKENS]
