@@ -266,7 +266,7 @@ def time_waveform(
     pipeline.separate = timed_separate
     try:
         start = time.perf_counter()
-        options = {"decode_bf16": True} if decode_bf16 else {}
+        options = {"codec_bf16": True} if decode_bf16 else {}
         pipeline.separate_waveform(
             method,
             timed_codec,

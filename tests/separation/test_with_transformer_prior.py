@@ -62,7 +62,7 @@ def test_pipeline_runs_with_our_codec_and_priors():
     mixture = rng.standard_normal(length).astype(np.float32) * 0.1
     result = separate_waveform(
         "lass", codec, priors, likelihood, mixture, num_candidates=3, top_k=8, prefix_tokens=8,
-        decode_bf16=False,
+        codec_bf16=False,
     )  # fmt: skip
     assert result.stems.shape == (2, length) and result.raw_stems.shape == (2, length)
     assert result.tokens.shape == (3, 2, -(-length // codec.hop_length))
@@ -77,7 +77,7 @@ def test_pipeline_runs_with_our_codec_and_priors():
         num_candidates=3,
         top_k=8,
         prefix_tokens=8,
-        decode_bf16=True,
+        codec_bf16=True,
     )
     assert torch.equal(bf16.tokens, result.tokens)
     assert bf16.raw_stems.dtype == np.float32
