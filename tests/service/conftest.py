@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from redis import Redis
 from service_support import WorkerProcess, make_bundles
 
+from latsep.jobs import BundleInfo, JobStore, WorkerInfo
 from latsep.service.app import create_app
-from latsep.service.store import BundleInfo, JobStore, WorkerInfo
 from latsep.settings import Settings
 
 TEST_DBS = (13, 12, 11)  # service tests; the worker tests use 14, 10, 9

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from latsep.service.store import JobStore
+from latsep.jobs import JobStore
 from latsep.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

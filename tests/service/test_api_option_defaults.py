@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import WorkerProcess, make_bundles, tone_mix, wait_for, wav_bytes
 
-from latsep.service.store import BundleInfo, JobStore, WorkerInfo
+from latsep.jobs import BundleInfo, JobStore, WorkerInfo
 from latsep.settings import Settings
 
 TUNED = {

@@ -16,7 +16,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from service_support import tone_mix, wav_bytes
 
-from latsep.service.store import JobStore
+from latsep.jobs import JobStore
 from latsep.settings import Settings
 
 
@@ -242,7 +242,7 @@ class TestJobsWithoutWorker:
     def test_audio_travels_in_redis_not_in_job_arguments(
         self, app_client: TestClient, store: JobStore, redis
     ) -> None:
-        from latsep.service.queueing import JOB_FUNCTION, fetch_job
+        from latsep.jobs import JOB_FUNCTION, fetch_job
 
         data = mix_wav()
         job_id = submit(app_client, data).json()["job_id"]

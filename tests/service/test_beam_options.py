@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from service_support import tone_mix, wav_bytes
 
+from latsep.jobs import JobStore, SeparationOptions
 from latsep.service.errors import ApiError
-from latsep.service.store import JobStore, SeparationOptions
 from latsep.service.submission import check_options
 
 

@@ -20,7 +20,7 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from service_support import tone_mix, wait_for, wav_bytes
 
-from latsep.service.store import JobStore
+from latsep.jobs import JobStore
 
 TERMINAL = ("finished", "failed", "canceled")
 

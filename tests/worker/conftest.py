@@ -9,7 +9,7 @@ import pytest
 from redis import Redis
 from worker_support import toy_engine
 
-from latsep.service.store import JobStore
+from latsep.jobs import JobStore
 from latsep.settings import Settings
 from latsep.worker import runtime
 from latsep.worker.engine import Engine

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from worker_support import mixture
 
-from latsep.service.store import SeparationOptions
+from latsep.jobs import SeparationOptions
 from latsep.settings import Settings
 from latsep.worker import pipeline
 from latsep.worker.engine import Engine

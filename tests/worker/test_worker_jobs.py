@@ -10,8 +10,18 @@ from redis import Redis
 from rq.job import JobStatus
 from worker_support import mixture
 
-from latsep.service import queueing
-from latsep.service.store import JobRequest, JobStore, SeparationOptions
+from latsep.jobs import (
+    JobRequest,
+    JobState,
+    JobStore,
+    SeparationOptions,
+    enqueue_separation,
+    fetch_job,
+    job_state,
+    make_queue,
+    queue_name,
+    reap_abandoned,
+)
 from latsep.settings import Settings
 from latsep.worker.engine import Engine
 from latsep.worker.runner import LatsepWorker, run_worker
@@ -33,20 +43,20 @@ def enqueue(
         method=method,
         sources=["bass", "drums"],
         options=SeparationOptions(num_candidates=2, seed=1),
-        queue=queueing.queue_name(settings.queue_name, method),
+        queue=queue_name(settings.queue_name, method),
         duration_seconds=SHORT,
         **kw,
     )
     store.save_request(request, 3600)
     store.save_upload(job_id, data, {}, 3600)
-    queueing.enqueue_separation(store.redis, request, timeout=60, result_ttl=600, queued_ttl=600)
+    enqueue_separation(store.redis, request, timeout=60, result_ttl=600, queued_ttl=600)
     return request
 
 
-def state(redis: Redis, store: JobStore, job_id: str) -> queueing.JobState:
-    job = queueing.fetch_job(redis, job_id)
+def state(redis: Redis, store: JobStore, job_id: str) -> JobState:
+    job = fetch_job(redis, job_id)
     assert job is not None
-    return queueing.job_state(job, store.is_cancel_requested(job_id))
+    return job_state(job, store.is_cancel_requested(job_id))
 
 
 def test_a_job_runs_and_leaves_stems_in_redis(
@@ -78,7 +88,7 @@ def test_bad_audio_fails_once_with_its_message(
     assert st.status == "failed"
     assert st.error is not None and "not a readable audio file" in st.error
     assert store.job_outcomes() == {("lass", "failed"): 1}
-    job = queueing.fetch_job(redis, "bad1")
+    job = fetch_job(redis, "bad1")
     assert job is not None and not job.retries_left  # an ordinary failure is not retried
 
 
@@ -108,7 +118,7 @@ def test_cancellation_stops_the_job(
 
 def _start_without_running(redis: Redis, settings: Settings, name: str) -> None:
     """Take the next job the way a worker does, then 'crash' (never run it)."""
-    queue = queueing.make_queue(redis, queueing.queue_name(settings.queue_name, "lass"))
+    queue = make_queue(redis, queue_name(settings.queue_name, "lass"))
     ghost = LatsepWorker([queue], name=name, connection=redis, serializer=queue.serializer)
     dequeued = ghost.dequeue_job_and_maintain_ttl(timeout=1)
     assert dequeued is not None
@@ -123,26 +133,26 @@ def test_the_reaper_retries_once_then_fails(
 ) -> None:
     bass, drums = mixture(SHORT)
     enqueue(store, settings, wav(bass + drums), "crash1")
-    queues = [queueing.queue_name(settings.queue_name, "lass")]
+    queues = [queue_name(settings.queue_name, "lass")]
 
     _start_without_running(redis, settings, "ghost-1")
     assert state(redis, store, "crash1").status == "started"
-    assert queueing.reap_abandoned(redis, store, queues) == ["crash1"]
+    assert reap_abandoned(redis, store, queues) == ["crash1"]
     st = state(redis, store, "crash1")
     assert st.status == "queued" and "requeued" in st.stage
 
     _start_without_running(redis, settings, "ghost-2")
-    assert queueing.reap_abandoned(redis, store, queues) == ["crash1"]
+    assert reap_abandoned(redis, store, queues) == ["crash1"]
     st = state(redis, store, "crash1")
     assert st.status == "failed"
     assert st.error is not None and "stopped (crashed or was killed) 2 time(s)" in st.error
-    assert queueing.reap_abandoned(redis, store, queues) == []
+    assert reap_abandoned(redis, store, queues) == []
 
 
 def test_the_reaper_spares_live_workers(
     redis: Redis, store: JobStore, settings: Settings, engine: Engine
 ) -> None:
-    from latsep.service.store import WorkerInfo
+    from latsep.jobs import WorkerInfo
 
     bass, drums = mixture(SHORT)
     enqueue(store, settings, wav(bass + drums), "alive1")
@@ -151,6 +161,6 @@ def test_the_reaper_spares_live_workers(
     )
     store.register_worker(info, 60)
     _start_without_running(redis, settings, "busy-1")
-    queues = [queueing.queue_name(settings.queue_name, "lass")]
-    assert queueing.reap_abandoned(redis, store, queues) == []
+    queues = [queue_name(settings.queue_name, "lass")]
+    assert reap_abandoned(redis, store, queues) == []
     assert state(redis, store, "alive1").status == "started"

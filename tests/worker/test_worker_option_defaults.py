@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from worker_support import ToyBundle, mixture
 
-from latsep.service.store import JobStore, SeparationOptions
+from latsep.jobs import JobStore, SeparationOptions
 from latsep.settings import Settings
 from latsep.worker import pipeline
 from latsep.worker.engine import Engine, LoadedBundle
@@ -96,7 +96,7 @@ def test_mlass_bp_with_three_sources_refuses_a_weight() -> None:
 def test_capabilities_publish_the_defaults(store: JobStore, settings: Settings) -> None:
     import time
 
-    from latsep.service.store import WorkerInfo
+    from latsep.jobs import WorkerInfo
     from latsep.worker.runner import Heartbeat
 
     engine = engine_with(TUNED)

@@ -13,9 +13,9 @@ import soundfile as sf
 import torch
 from worker_support import ToyBundle, mixture, toy_engine
 
+from latsep.jobs import SeparationOptions
 from latsep.models.audio import UndecodableAudio
 from latsep.models.metrics import bss_sdr
-from latsep.service.store import SeparationOptions
 from latsep.worker import pipeline
 from latsep.worker.engine import Engine, LoadedBundle, UnservableRequest
 

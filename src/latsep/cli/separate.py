@@ -43,9 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from latsep.jobs import SeparationOptions
     from latsep.models.audio import AudioError, write_audio
     from latsep.models.bundle import BundleError
-    from latsep.service.store import SeparationOptions
     from latsep.settings import expand_bundle_paths, get_settings
     from latsep.worker import pipeline
     from latsep.worker.engine import Engine, UnservableRequest

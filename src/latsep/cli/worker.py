@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latsep.service.store import connect
+    from latsep.jobs import connect
     from latsep.settings import get_settings
     from latsep.worker.runner import run_worker
 

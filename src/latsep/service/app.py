@@ -16,11 +16,10 @@ from fastapi.concurrency import run_in_threadpool
 from redis import Redis
 
 import latsep
-from latsep.service import queueing
+from latsep.jobs import JobStore, connect, latsep_queues, reap_abandoned
 from latsep.service.errors import install_error_handlers
 from latsep.service.metrics import build_registry
 from latsep.service.routes import health, jobs, methods, results
-from latsep.service.store import JobStore, connect
 from latsep.service.uploads import BodyLimitMiddleware
 from latsep.settings import Settings, get_settings
 
@@ -74,7 +73,7 @@ async def _reap_forever(store: JobStore, settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.reaper_interval_seconds)
         try:
-            names = [q.name for q in queueing.latsep_queues(store.redis, settings.queue_name)]
-            await run_in_threadpool(queueing.reap_abandoned, store.redis, store, names)
+            names = [q.name for q in latsep_queues(store.redis, settings.queue_name)]
+            await run_in_threadpool(reap_abandoned, store.redis, store, names)
         except Exception:
             log.exception("reaper sweep failed")

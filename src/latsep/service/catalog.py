@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import KNOWN_METHODS, MethodPublic
-from latsep.service.store import BundleInfo, SeparationOptions, WorkerInfo
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from redis import Redis
 
+from latsep.jobs import JobStore
 from latsep.service.catalog import Catalog
-from latsep.service.store import JobStore
 from latsep.settings import Settings
 
 

@@ -26,8 +26,7 @@ from rq.registry import (
 )
 from rq.serializers import JSONSerializer
 
-from latsep.service import queueing
-from latsep.service.store import DURATION_BUCKETS, JobStore
+from latsep.jobs import DURATION_BUCKETS, JobStore, latsep_queues
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ class RedisCollector(Collector):
 
     def _collect(self) -> Iterator[Metric]:
         redis = self.store.redis
-        queues = queueing.latsep_queues(redis, self.queue_prefix)
+        queues = latsep_queues(redis, self.queue_prefix)
         depth = GaugeMetricFamily("latsep_queue_depth", "Jobs waiting per queue", labels=["queue"])
         states = GaugeMetricFamily(
             "latsep_jobs",

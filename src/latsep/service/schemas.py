@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from latsep.service.store import OracleResult, SeparationOptions
+from latsep.jobs import OracleResult, SeparationOptions
 
 KNOWN_METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
 PAIR_METHODS = ("lass", "lqvae", "hybrid")  # two sources; the only ones with beam search

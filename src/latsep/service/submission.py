@@ -7,11 +7,17 @@ import math
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
+from latsep.jobs import (
+    JobRequest,
+    JobStore,
+    ResolvedOptions,
+    SeparationOptions,
+    enqueue_separation,
+    queue_depth,
+)
 from latsep.models.audio import AudioError
-from latsep.service import queueing
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
 from latsep.service.schemas import PAIR_METHODS
-from latsep.service.store import JobRequest, JobStore, ResolvedOptions, SeparationOptions
 from latsep.service.uploads import inspect_audio
 from latsep.settings import Settings
 
@@ -88,14 +94,14 @@ def accept(
             inspect_audio(data, settings.max_duration_seconds, allow_silent=True)
         except AudioError as exc:
             raise from_audio_error(exc, f"{REFERENCE_PREFIX}{source}") from exc
-    depth = sum(queueing.queue_depth(store.redis, settings.queue_name).values())
+    depth = sum(queue_depth(store.redis, settings.queue_name).values())
     if depth >= settings.max_queue_depth:
         raise unavailable(f"the queue is full ({depth} jobs waiting); try again later")
     request.duration_seconds = round(info.duration_seconds, 4)
     ttl = settings.upload_ttl_seconds + settings.result_ttl_seconds
     store.save_request(request, ttl)
     store.save_upload(request.job_id, mixture, references, settings.upload_ttl_seconds)
-    queueing.enqueue_separation(
+    enqueue_separation(
         store.redis,
         request,
         timeout=settings.job_timeout(info.duration_seconds),

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from latsep.service import queueing
+from latsep.jobs import (
+    JobRequest,
+    JobState,
+    JobStore,
+    SeparationOptions,
+    fetch_job,
+    job_state,
+    reap_abandoned,
+)
 from latsep.service.errors import not_found, not_ready
 from latsep.service.schemas import JobPublic, StemLinks, Timings
-from latsep.service.store import JobRequest, JobStore, SeparationOptions
 
 
 def job_public(store: JobStore, job_id: str) -> JobPublic:
@@ -54,17 +61,17 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
     return public
 
 
-def load_job(store: JobStore, job_id: str) -> tuple[JobRequest, queueing.JobState]:
+def load_job(store: JobStore, job_id: str) -> tuple[JobRequest, JobState]:
     request = store.fetch_request(job_id)
-    job = queueing.fetch_job(store.redis, job_id) if request is not None else None
+    job = fetch_job(store.redis, job_id) if request is not None else None
     if request is None or job is None:
         raise not_found(f"no job {job_id!r} (unknown, expired or deleted)")
-    state = queueing.job_state(job, store.is_cancel_requested(job_id))
+    state = job_state(job, store.is_cancel_requested(job_id))
     if state.status == "started" and not store.is_worker_alive(state.worker or ""):
         # Its worker died: requeue or fail it now rather than at the next periodic sweep.
-        queueing.reap_abandoned(store.redis, store, [request.queue])
-        job = queueing.fetch_job(store.redis, job_id) or job
-        state = queueing.job_state(job, store.is_cancel_requested(job_id))
+        reap_abandoned(store.redis, store, [request.queue])
+        job = fetch_job(store.redis, job_id) or job
+        state = job_state(job, store.is_cancel_requested(job_id))
     return request, state
 
 

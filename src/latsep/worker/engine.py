@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latsep.service.store import BundleInfo
+from latsep.jobs import BundleInfo
 
 
 class UnservableRequest(ValueError):

@@ -1,7 +1,7 @@
 """The RQ job function: `latsep.worker.jobs.separate_job(job_id)`.
 
 Its only argument is the job id; the request and the uploaded audio wait in Redis (see
-`latsep.service.store`). Progress and stage go to the rq job's meta, where the API reads them;
+`latsep.jobs.store`). Progress and stage go to the rq job's meta, where the API reads them;
 a cancellation request is noticed at the next progress report and stops the job.
 """
 
@@ -14,8 +14,8 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from latsep.jobs import JobStore
 from latsep.models.audio import AudioError, encode_audio
-from latsep.service.store import JobStore
 from latsep.worker import pipeline, runtime
 from latsep.worker.engine import UnservableRequest
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.models.audio import load_audio
 from latsep.models.audio.io import AudioSource
-from latsep.service.store import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.worker.engine import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).

@@ -24,8 +24,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from latsep.service.queueing import make_queue, queue_name, reap_abandoned
-from latsep.service.store import JobStore, WorkerInfo
+from latsep.jobs import JobStore, WorkerInfo, make_queue, queue_name, reap_abandoned
 from latsep.settings import Settings, expand_bundle_paths
 from latsep.worker import runtime
 from latsep.worker.engine import Engine

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from latsep.service.store import JobStore
+from latsep.jobs import JobStore
 from latsep.settings import Settings, get_settings
 from latsep.worker.engine import Engine
 

@@ -5,7 +5,7 @@ manifest.json may hold
     "separation_defaults": {"lass": {"num_candidates": 8, "likelihood_weight": 2.0}, ...}
 
 with any subset of DEFAULT_FIELDS per method. A request that leaves an option out gets
-the bundle's value for its method, else the global default (see latsep.service.store).
+the bundle's value for its method, else the global default (see latsep.jobs.options).
 Pure Python, so the checks run wherever a manifest is read or written.
 """
 

@@ -9,11 +9,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from latsep.service import queueing
+from latsep.jobs import JobRequest, SeparationOptions, fetch_job, queue_name
 from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
 from latsep.service.errors import bad_parameter, error_responses
 from latsep.service.schemas import KNOWN_METHODS, JobCreated, JobDeleted, JobPublic
-from latsep.service.store import JobRequest, SeparationOptions
 from latsep.service.submission import accept, check_options, reference_uploads
 from latsep.service.views import job_public, load_job
 
@@ -133,7 +132,7 @@ async def submit_separation(
         references=list(ref_bytes),
         filename=file.filename or "",
         upload_bytes=len(mixture) + sum(len(b) for b in ref_bytes.values()),
-        queue=queueing.queue_name(settings.queue_name, method),
+        queue=queue_name(settings.queue_name, method),
     )
     await run_in_threadpool(accept, settings, store, job_request, mixture, ref_bytes)
     job_id = job_request.job_id
@@ -155,7 +154,7 @@ def delete_job(job_id: str, store: StoreDep, settings: SettingsDep) -> JobDelete
     redis = store.redis
     if state.status == "queued":
         store.request_cancel(job_id, settings.result_ttl_seconds)
-        job = queueing.fetch_job(redis, job_id)
+        job = fetch_job(redis, job_id)
         if job is not None and not job.is_canceled:
             job.cancel()
         store.delete_uploads(job_id, request.references)
@@ -163,7 +162,7 @@ def delete_job(job_id: str, store: StoreDep, settings: SettingsDep) -> JobDelete
     if state.status == "started":
         store.request_cancel(job_id, settings.result_ttl_seconds)
         return JobDeleted(job_id=job_id, status="canceling")
-    job = queueing.fetch_job(redis, job_id)
+    job = fetch_job(redis, job_id)
     if job is not None:
         job.delete()
     store.delete_job(job_id, request.sources)

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from latsep.jobs import JobStore
 from latsep.service.deps import SettingsDep, StoreDep
 from latsep.service.errors import ApiError, error_responses, not_found
-from latsep.service.store import JobStore
 from latsep.service.views import finished_request, job_public, load_job
 
 router = APIRouter(tags=["results"])

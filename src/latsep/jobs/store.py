@@ -1,4 +1,4 @@
-"""The Redis schema shared by the API and the workers: what a job is, where its bytes live.
+"""The Redis key layout and typed access to it: where a job's records and bytes live.
 
 Every key sits under the settings' namespace (`latsep:` by default) and has a TTL:
 
@@ -17,143 +17,15 @@ Only redis and pydantic are imported here, so both the API (no torch) and the wo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, Field
 from redis import Redis
 
-Consistency = Literal["wiener", "none"]
-Search = Literal["sample", "beam"]
+from latsep.jobs.capabilities import WorkerInfo
+from latsep.jobs.records import JobRequest, JobResult
 
 # Upper bounds (seconds) of the job-duration histogram buckets; +Inf is implicit.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-
-
-# What an option left out means when the serving bundle records no default for the method
-# (num_candidates' global default is the setting `default_num_candidates`).
-GLOBAL_DEFAULTS: dict[str, Any] = {
-    "search": "sample",
-    "temperature": 1.0,
-    "top_k": None,
-    "likelihood_weight": 1.0,
-}
-TUNABLE = ("num_candidates", "search", "temperature", "top_k", "likelihood_weight")
-
-
-class ResolvedOptions(BaseModel):
-    """The knobs a separation runs with; identical options and seed give identical stems."""
-
-    num_candidates: int = Field(ge=1)
-    search: Search = "sample"
-    temperature: float = Field(default=1.0, gt=0)
-    top_k: int | None = Field(default=None, ge=1, description="null: no top-k")
-    likelihood_weight: float = Field(default=1.0, gt=0)
-    seed: int = Field(ge=0)
-    consistency: Consistency = "wiener"
-
-
-class SeparationOptions(BaseModel):
-    """The knobs of one separation as asked for. A knob left null takes the serving bundle's
-    default for the method, else the global one (`resolve`)."""
-
-    num_candidates: int | None = Field(default=None, ge=1)
-    search: Search | None = None
-    temperature: float | None = Field(default=None, gt=0)
-    top_k: int | None = Field(default=None, ge=1)
-    likelihood_weight: float | None = Field(default=None, gt=0)
-    seed: int = Field(ge=0)
-    consistency: Consistency = "wiener"
-
-    def resolve(
-        self, bundle_defaults: Mapping[str, Any], default_num_candidates: int
-    ) -> ResolvedOptions:
-        """Fill every knob left out: the bundle's default for the method, else the global.
-
-        A bundle's `top_k: null` is a real default (no top-k), hence `in`, not `.get`.
-        """
-        fallback = {**GLOBAL_DEFAULTS, "num_candidates": default_num_candidates}
-        values: dict[str, Any] = {}
-        for name in TUNABLE:
-            asked = getattr(self, name)
-            if asked is not None:
-                values[name] = asked
-            elif name in bundle_defaults:
-                values[name] = bundle_defaults[name]
-            else:
-                values[name] = fallback[name]
-        return ResolvedOptions(**values, seed=self.seed, consistency=self.consistency)
-
-
-class JobRequest(BaseModel):
-    """What a client asked for; written by the API, read by the worker."""
-
-    job_id: str
-    method: str
-    sources: list[str]
-    options: SeparationOptions
-    references: list[str] = Field(default_factory=list, description="sources with references")
-    filename: str = ""
-    upload_bytes: int = 0
-    duration_seconds: float = 0.0
-    queue: str = ""
-    submitted_at: float = Field(default_factory=time.time)
-
-
-class OracleResult(BaseModel):
-    """The best of the N candidates *judged with the references* (what the papers report)."""
-
-    index: int
-    sdr: dict[str, float | None]
-    si_sdr: dict[str, float | None]
-
-
-class JobResult(BaseModel):
-    """What a finished job produced, besides the stems' audio."""
-
-    sources: list[str]
-    sample_rate: int
-    num_samples: int
-    bundle: str
-    device: str
-    chosen_candidate: int
-    candidate_consistency: list[float]
-    timings: dict[str, float]
-    options: ResolvedOptions | None = Field(default=None, description="what the job ran with")
-    sdr: dict[str, float | None] | None = None
-    si_sdr: dict[str, float | None] | None = None
-    oracle: OracleResult | None = None
-
-
-class BundleInfo(BaseModel):
-    """What one loaded bundle serves: per method, the source sets it has tables for."""
-
-    name: str
-    sources: list[str]
-    methods: list[str]
-    max_sources: dict[str, int]
-    source_sets: dict[str, list[list[str]]] = Field(default_factory=dict)
-    sample_rate: int
-    separation_defaults: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per method, the bundle's tuned option defaults"
-    )
-
-    def serves(self, method: str, sources: Sequence[str]) -> bool:
-        wanted = sorted(sources)
-        return any(sorted(s) == wanted for s in self.source_sets.get(method, []))
-
-
-class WorkerInfo(BaseModel):
-    """A live worker's registration: refreshed on every heartbeat, gone when it dies."""
-
-    name: str
-    hostname: str
-    pid: int
-    device: str
-    queues: list[str]
-    bundles: list[BundleInfo]
-    started_at: float
-    heartbeat_at: float = Field(default_factory=time.time)
 
 
 class JobStore:

@@ -1,0 +1,41 @@
+"""What each live worker serves, as it registers itself: the API routes jobs and lists
+methods from these records alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class BundleInfo(BaseModel):
+    """What one loaded bundle serves: per method, the source sets it has tables for."""
+
+    name: str
+    sources: list[str]
+    methods: list[str]
+    max_sources: dict[str, int]
+    source_sets: dict[str, list[list[str]]] = Field(default_factory=dict)
+    sample_rate: int
+    separation_defaults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per method, the bundle's tuned option defaults"
+    )
+
+    def serves(self, method: str, sources: Sequence[str]) -> bool:
+        wanted = sorted(sources)
+        return any(sorted(s) == wanted for s in self.source_sets.get(method, []))
+
+
+class WorkerInfo(BaseModel):
+    """A live worker's registration: refreshed on every heartbeat, gone when it dies."""
+
+    name: str
+    hostname: str
+    pid: int
+    device: str
+    queues: list[str]
+    bundles: list[BundleInfo]
+    started_at: float
+    heartbeat_at: float = Field(default_factory=time.time)
