@@ -67,19 +67,18 @@ def test_pipeline_runs_with_our_codec_and_priors():
     assert result.stems.shape == (2, length) and result.raw_stems.shape == (2, length)
     assert result.tokens.shape == (3, 2, -(-length // codec.hop_length))
     np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-4)
-    # bf16 decoding changes only the decoded audio (slightly), never the token search.
+    # bf16 decoding of the same tokens: close to fp32, and not bit-identical (it did run).
+    from latsep.models.separation.pipeline import _decode
+
+    exact = _decode(codec, result.tokens, length, False)
+    fast = _decode(codec, result.tokens, length, True)
+    error = ((fast - exact) ** 2).sum() / (exact**2).sum()
+    assert 0 < error < 1e-3  # within −30 dB of fp32
+    # bf16 for the whole codec (the mixture encode too, which may move a few tokens): the
+    # contract still holds.
     bf16 = separate_waveform(
-        "lass",
-        codec,
-        priors,
-        likelihood,
-        mixture,
-        num_candidates=3,
-        top_k=8,
-        prefix_tokens=8,
+        "lass", codec, priors, likelihood, mixture, num_candidates=3, top_k=8, prefix_tokens=8,
         codec_bf16=True,
-    )
-    assert torch.equal(bf16.tokens, result.tokens)
-    assert bf16.raw_stems.dtype == np.float32
-    error = ((bf16.raw_stems - result.raw_stems) ** 2).sum() / (result.raw_stems**2).sum()
-    assert 0 < error < 1e-3  # it did run in bf16, and stays within −30 dB of fp32
+    )  # fmt: skip
+    assert bf16.raw_stems.dtype == np.float32 and bf16.tokens.shape == result.tokens.shape
+    np.testing.assert_allclose(bf16.stems.sum(0), mixture, atol=1e-4)

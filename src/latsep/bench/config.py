@@ -18,7 +18,7 @@ SOURCE_SETS: dict[int, tuple[str, ...]] = {
     3: ("bass", "drums", "other"),
 }
 METHOD_ORDER = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
-TWO_SOURCE_ONLY = frozenset({"lass", "lqvae", "hybrid"})
+TWO_SOURCE_ONLY = frozenset({"lass", "lqvae", "hybrid"})  # also the only ones with beam search
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,45 @@ def method_settings(
     """The settings one (method, N) runs with: overrides, else the bundle's defaults for the
     method (`Bundle.separation_defaults`), else METHOD_DEFAULTS.
 
-    mlass-bp with 3 or more sources only samples exactly at likelihood weight 1 (the engine
-    refuses anything else), so no other weight applies to it.
+    Checked here, at planning time, against what the engine refuses, so that a run fails
+    before its first row rather than hours into it:
+    - beam search is defined for the two-source methods only: the others sample (their row's
+      settings say so; `beam_skipped` names them for the run's log);
+    - mlass-bp with 3 or more sources only samples exactly at likelihood weight 1, so no
+      other weight applies to it;
+    - beam search ranks untempered scores, so beam with temperature ≠ 1 is a ValueError.
     """
     known = {f.name for f in fields(MethodSettings)}
-    chosen = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
-    chosen.update({k: v for k, v in asdict(overrides).items() if v is not None})
+    tuned = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
+    given = {k: v for k, v in asdict(overrides).items() if v is not None}
+    chosen = {**tuned, **given}
+    if method not in TWO_SOURCE_ONLY:
+        chosen["search"] = "sample"
     if method == "mlass-bp" and num_sources >= 3:
         chosen["likelihood_weight"] = 1.0
-    return replace(METHOD_DEFAULTS[method], **chosen)
+    settings = replace(METHOD_DEFAULTS[method], **chosen)
+    if settings.search == "beam" and settings.temperature != 1.0:
+        origin = {"search": _origin("search", given, tuned)}
+        origin["temperature"] = _origin("temperature", given, tuned)
+        raise ValueError(
+            f"{method}: search=beam ({origin['search']}) ranks untempered scores, but the "
+            f"temperature is {settings.temperature:g} ({origin['temperature']}); pass "
+            "--temperature 1 or --search sample"
+        )
+    return settings
+
+
+def beam_skipped(method: str, overrides: Overrides) -> bool:
+    """Whether `--search beam` was asked for but `method` samples (it has no beam search)."""
+    return overrides.search == "beam" and method not in TWO_SOURCE_ONLY
+
+
+def _origin(name: str, given: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:
+    if name in given:
+        return "from the command line"
+    if name in tuned:
+        return "the bundle's tuned default"
+    return "the benchmark's default"
 
 
 @dataclass(frozen=True)

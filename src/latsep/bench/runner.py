@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ import torch
 
 from latsep.bench.aggregate import aggregate
 from latsep.bench.cache import ChunkCache, chunk_id
-from latsep.bench.cases import CEILING, METHOD, Case, plan_cases
-from latsep.bench.config import METHOD_ORDER, SOURCE_SETS, BenchConfig
+from latsep.bench.cases import CEILING, METHOD, Case, case_key, plan_cases
+from latsep.bench.config import METHOD_ORDER, SOURCE_SETS, BenchConfig, beam_skipped
 from latsep.bench.machine import machine_info
 from latsep.bench.plots import sdr_plot, spectrogram_plot
 from latsep.bench.report import markdown_report
@@ -55,6 +56,27 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for, but torch sees no CUDA device")
     return device
+
+
+def _device_name(device: torch.device) -> str:
+    """The device, with the GPU's model: timings on another GPU are other timings."""
+    if device.type == "cuda":
+        return f"{device.type}: {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+def _keyed_by_setup(cases: list[Case], setup: dict[str, Any]) -> list[Case]:
+    """Method rows with the machine setup (torch threads, device) in their resume key.
+
+    Their chunk records carry the separation's seconds, which another setup would not
+    reproduce: a run with other threads or another device must re-time them rather than
+    report cached timings under its own machine line. The reference rows hold no timings
+    and stay shared between setups.
+    """
+    return [
+        replace(case, key=case_key({"row": case.key, **setup})) if case.kind == METHOD else case
+        for case in cases
+    ]
 
 
 def chunk_seed(seed: int, chunk: Chunk) -> int:
@@ -127,6 +149,10 @@ def run_bench(
         identity=identity,
         bundle_ids=bundle_ids,
     )
+    cases = _keyed_by_setup(cases, {"threads": config.threads, "device": _device_name(device)})
+    for case in cases:
+        if case.kind == METHOD and beam_skipped(str(case.method), config.overrides):
+            say(f"--search beam: {case.method} N={case.num_sources} has no beam search; it samples")
     chunks = {
         n: evaluation_chunks(
             config.corpus,

@@ -171,7 +171,12 @@ def load_bundle(
         k = codec_config.num_tokens
         shape = (len(table_sources) if kind == "marginal" else k, k, k)
         table_path = root / table_file(table_name, manifest["format_version"])
-        tables[table_name] = load_table(table_path, shape, levels)
+        declared = entry.get("nnz")
+        if declared is not None and (
+            not isinstance(declared, list) or not all(isinstance(n, int) for n in declared)
+        ):
+            raise BundleError(f"bundle {root}: table {table_name} has a malformed nnz")
+        tables[table_name] = load_table(table_path, shape, levels, declared)
         nnz = [int(counts.shape[0]) for _, counts in tables[table_name]]
         if entry.get("nnz", nnz) != nnz:
             raise BundleError(

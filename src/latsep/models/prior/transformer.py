@@ -365,7 +365,11 @@ class TransformerPrior(nn.Module):
             # Restart the window on the longest tail that leaves room for stepping.
             keep = min(history.shape[1], self.context // 2)
             return self._prime_window(history[:, -keep:])
-        cache = state.cache if state.cache.written == state.length else state.cache.copy(0)
+        cache = state.cache
+        if cache.written != state.length:
+            # A child owns the next positions: copy the prefix this pass attends to (BOS and
+            # the state's history, positions 0..length-1), as `advance` does.
+            cache = cache.copy(state.length)
         log_probs = self._forward_cached(tokens, cache, state.length)
         cache.written = state.length + tokens.shape[1]
         return PriorState(cache, cache.written, history, log_probs)

@@ -8,11 +8,14 @@ are errors, so a typo cannot silently fall back to a default.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from latsep.models.bundle.defaults import check_separation_defaults
+from latsep.models.bundle.manifest import METHODS_BY_KIND
 from latsep.models.codec import CodecConfig
 from latsep.models.prior.transformer import PriorConfig
 
@@ -94,6 +97,20 @@ class BundleSpec:
             raise ValueError(f"bundle codec must be one of {CODEC_KINDS}; got {self.codec!r}")
         if len(self.sources) < 2 or len(set(self.sources)) != len(self.sources):
             raise ValueError("a bundle needs at least two distinct sources")
+        # save_bundle checks these again; checking them here fails a config with a typo in
+        # its defaults at load time instead of after hours of training.
+        try:
+            check_separation_defaults(
+                self.defaults, METHODS_BY_KIND[self.codec], has_chain=self.has_chain
+            )
+        except ValueError as exc:
+            raise ValueError(f"[[bundles]] {self.name!r}: {exc}") from exc
+
+    @property
+    def has_chain(self) -> bool:
+        """Whether the bundle gets chain and marginal tables (MLASS over three or more
+        sources); the pipeline's TablePlan builds them on the same condition."""
+        return self.codec == "plain" and len(self.sources) > 2
 
 
 @dataclass(frozen=True)
@@ -168,7 +185,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
                 name=_known_bundle_keys(b)["name"],
                 codec=b["codec"],
                 sources=tuple(b["sources"]),
-                defaults={m: dict(v) for m, v in b.get("defaults", {}).items()},
+                defaults=_copied(b.get("defaults", {})),
             )
             for b in data.pop("bundles", [])
         ),
@@ -183,6 +200,13 @@ def _known_bundle_keys(entry: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"unknown [[bundles]] keys: {sorted(unknown)}")
     return entry
+
+
+def _copied(defaults: Any) -> Any:
+    """A copy of [[bundles]].defaults; what is not a table is left for BundleSpec to refuse."""
+    if not isinstance(defaults, Mapping):
+        return defaults
+    return {m: dict(v) if isinstance(v, Mapping) else v for m, v in defaults.items()}
 
 
 def _build(cls: type, values: dict[str, Any]) -> Any:

@@ -132,7 +132,7 @@ class Pipeline:
         if cached is not None:
             return cached
         codec = self.codec(spec.codec).codec
-        plan = TablePlan(spec.sources, with_chain=spec.codec == "plain" and len(spec.sources) > 2)
+        plan = TablePlan(spec.sources, with_chain=spec.has_chain)
         result = build_counts(
             codec,
             self.store("train", spec.sources),
