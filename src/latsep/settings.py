@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     # --- worker ----------------------------------------------------------------------------
     bundles: str = Field(
         default="",
-        description="Comma-separated bundle directories the worker loads; empty: every "
-        "directory holding a manifest.json under `artifacts_dir`.",
+        description="Comma-separated bundle directories the worker loads; empty: the bundles "
+        "under `artifacts_dir`/default, or when there are none every directory holding a "
+        "manifest.json under `artifacts_dir`.",
     )
     artifacts_dir: Path = Field(default_factory=_default_artifacts_dir)
     device: str = Field(default="auto", description="torch device for the worker: auto|cpu|cuda.")
@@ -122,6 +123,11 @@ class Settings(BaseSettings):
         if not roots:
             if not self.artifacts_dir.is_dir():
                 return []
+            # The trained default bundles when shipped; the tiny ones are test fixtures and
+            # would otherwise compete with them for the same methods.
+            default = sorted(m.parent for m in self.artifacts_dir.glob("default/*/manifest.json"))
+            if default:
+                return default
             found = self.artifacts_dir.glob("*/manifest.json")
             nested = self.artifacts_dir.glob("*/*/manifest.json")
             return sorted({m.parent for m in (*found, *nested)})
