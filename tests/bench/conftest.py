@@ -3,16 +3,15 @@ and the shipped tiny bundles."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+
+from corpus_support import write_corpus as write_stems
 
 SR = 22_050
 TINY = Path(__file__).resolve().parents[2] / "artifacts" / "tiny"
-STEMS = ("bass", "drums", "other")
 
 
 def _song(rng: np.random.Generator, seconds: float) -> dict[str, np.ndarray]:
@@ -28,41 +27,12 @@ def _song(rng: np.random.Generator, seconds: float) -> dict[str, np.ndarray]:
 
 def write_corpus(root: Path, songs_per_split: dict[str, int], seconds: float) -> Path:
     rng = np.random.default_rng(7)
-    entries = []
-    for split, count in songs_per_split.items():
-        for k in range(count):
-            song_id = f"{split}-{k:05d}"
-            folder = root / split / song_id
-            folder.mkdir(parents=True)
-            stems = _song(rng, seconds)
-            for stem, audio in stems.items():
-                pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-                sf.write(folder / f"{stem}.flac", pcm, SR, format="FLAC", subtype="PCM_16")
-            entries.append(
-                {
-                    "song_id": song_id,
-                    "split": split,
-                    "source": "synthetic",
-                    "piece": song_id,
-                    "path": f"{split}/{song_id}",
-                    "num_samples": len(stems["bass"]),
-                    "soundfont": "none",
-                    "tempo_bpm": 120.0,
-                    "key": "C major",
-                    "kit": 0,
-                    "programs": {"bass": [33], "other": [0]},
-                    "rms_db": {stem: -20.0 for stem in STEMS},
-                }
-            )
-    index = {
-        "format": "latsep-corpus",
-        "version": 1,
-        "sample_rate": SR,
-        "stems": list(STEMS),
-        "songs": entries,
+    songs = {
+        f"{split}-{k:05d}": (split, _song(rng, seconds))
+        for split, count in songs_per_split.items()
+        for k in range(count)
     }
-    (root / "index.json").write_text(json.dumps(index))
-    return root
+    return write_stems(root, songs)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,13 @@ corpora whose audio is known exactly (for the dataset API)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from latsep.models.data import STEMS, BuildConfig, build_corpus
+import corpus_support
+from latsep.models.data import BuildConfig, build_corpus
 
 SR = 22_050
 
@@ -37,44 +36,6 @@ def tiny_corpus(tmp_path_factory) -> tuple[Path, dict]:
     return root, index
 
 
-def _write_corpus(root: Path, songs: dict[str, tuple[str, dict[str, np.ndarray]]]) -> Path:
-    """A corpus from given float stems: {song_id: (split, {stem: (L,) float})}."""
-    entries = []
-    for song_id, (split, stems) in songs.items():
-        lengths = {a.shape[0] for a in stems.values()}
-        assert len(lengths) == 1 and set(stems) == set(STEMS)
-        folder = root / split / song_id
-        folder.mkdir(parents=True)
-        for stem, audio in stems.items():
-            pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-            sf.write(folder / f"{stem}.flac", pcm, SR, format="FLAC", subtype="PCM_16")
-        entries.append(
-            {
-                "song_id": song_id,
-                "split": split,
-                "source": "synthetic",
-                "piece": song_id,
-                "path": f"{split}/{song_id}",
-                "num_samples": lengths.pop(),
-                "soundfont": "none",
-                "tempo_bpm": 120.0,
-                "key": "C major",
-                "kit": 0,
-                "programs": {"bass": [33], "other": [0]},
-                "rms_db": {stem: -20.0 for stem in STEMS},
-            }
-        )
-    index = {
-        "format": "latsep-corpus",
-        "version": 1,
-        "sample_rate": SR,
-        "stems": list(STEMS),
-        "songs": entries,
-    }
-    (root / "index.json").write_text(json.dumps(index))
-    return root
-
-
 def _tone(
     length: int, frequency: float, db: float, *, start: int = 0, stop: int | None = None
 ) -> np.ndarray:
@@ -90,7 +51,7 @@ def _tone(
 @pytest.fixture
 def write_corpus():
     """`write_corpus(root, {song_id: (split, {stem: audio})}) -> root`."""
-    return _write_corpus
+    return corpus_support.write_corpus
 
 
 @pytest.fixture
