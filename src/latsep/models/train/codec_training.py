@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from latsep.models.codec import (
     normalized_l2,
 )
 from latsep.models.metrics import bss_sdr, si_sdr, snr
+from latsep.models.train.budget import BudgetedRun, budget_seconds, budget_spent
 from latsep.models.train.checkpoint import RunState, load_checkpoint, save_checkpoint
 from latsep.models.train.config import CodecTraining, PipelineConfig
 from latsep.models.train.data import StemStore
@@ -62,9 +62,8 @@ def train_codec(
         state = RunState()
         if kind == "lq" and settings.lq_init_from_plain:
             _warm_start_from_plain(codec, run_root, state)
-    minutes = settings.budget_minutes(kind)
-    budget = math.inf if minutes is None else 60.0 * minutes
-    if state.finished or state.elapsed_seconds >= budget:
+    budget = budget_seconds(settings.budget_minutes(kind))
+    if state.finished or budget_spent(state, budget):
         # Done, or its wall-time budget (total over resumptions) is spent: use as is.
         codec.eval()
         return CodecRun(codec, state, state.extra.get("quality", {}))
@@ -72,8 +71,13 @@ def train_codec(
     valid = (valid_store or StemStore(corpus, "valid", settings.stems)).subset(settings.stems)
     lq_weight = settings.lq_weight if kind == "lq" else 0.0
     length = _crop_length(settings.crop_seconds, config.codec)
-    started = time.monotonic() - state.elapsed_seconds
     bar = tqdm(total=settings.steps, initial=state.step, desc=f"codec-{kind}", disable=not progress)
+
+    def checkpoint() -> None:
+        _validate_and_save(codec, valid, config, kind, state, optimizer, run_dir, device)
+        codec.train()
+
+    run = BudgetedRun(state, budget, settings.checkpoint_every)
     codec.train()
     out_of_time = False
     while state.step < settings.steps:
@@ -90,21 +94,13 @@ def train_codec(
         state.step += 1
         bar.update(1)
         bar.set_postfix({k: f"{float(v.detach()):.3f}" for k, v in losses.items()})
-        state.elapsed_seconds = time.monotonic() - started
-        out_of_time = state.elapsed_seconds >= budget
-        if state.step % settings.checkpoint_every == 0 or out_of_time:
-            _validate_and_save(codec, valid, config, kind, state, optimizer, run_dir, device)
-            codec.train()
+        out_of_time = run.after_step(checkpoint)
         if out_of_time:
             log.info("codec-%s: wall-time budget reached at step %d", kind, state.step)
             break
     bar.close()
     if not out_of_time:
-        state.finished = True
-        if state.history and state.history[-1]["step"] == state.step:
-            save_checkpoint(run_dir, codec, optimizer, state)  # validated at this step already
-        else:
-            _validate_and_save(codec, valid, config, kind, state, optimizer, run_dir, device)
+        run.finish(checkpoint, lambda: save_checkpoint(run_dir, codec, optimizer, state))
     codec.eval()
     return CodecRun(codec, state, state.extra.get("quality", {}))
 

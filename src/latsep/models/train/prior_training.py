@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
+from latsep.models.train.budget import BudgetedRun, budget_seconds, budget_spent
 from latsep.models.train.checkpoint import RunState, load_checkpoint, save_checkpoint
 from latsep.models.train.config import PriorTraining
 from latsep.models.train.tokens import TokenStreams, sample_windows
@@ -60,15 +60,20 @@ def train_prior(
             f"{run_dir} was trained on tokens of codec {recorded}, the codec is now "
             f"{tokens_from}; delete {run_dir} to retrain the prior on the new codec"
         )
-    budget = math.inf if settings.max_minutes is None else 60.0 * settings.max_minutes
-    if state.finished or state.elapsed_seconds >= budget:
+    budget = budget_seconds(settings.max_minutes)
+    if state.finished or budget_spent(state, budget):
         prior.eval()
         return PriorRun(prior, state, state.extra.get("quality", {}))
     train_songs = streams["train"].songs()
     valid_songs = streams["valid"].songs()
     length = window_length(prior_config, train_songs + valid_songs)
-    started = time.monotonic() - state.elapsed_seconds
     bar = tqdm(total=settings.steps, initial=state.step, desc=name, disable=not progress)
+
+    def checkpoint() -> None:
+        _validate_and_save(prior, valid_songs, settings, length, state, optimizer, run_dir)
+        prior.train()
+
+    run = BudgetedRun(state, budget, settings.checkpoint_every)
     prior.train()
     out_of_time = False
     while state.step < settings.steps:
@@ -84,21 +89,13 @@ def train_prior(
         state.step += 1
         bar.update(1)
         bar.set_postfix(bits=f"{float(loss.detach()) / math.log(2):.3f}")
-        state.elapsed_seconds = time.monotonic() - started
-        out_of_time = state.elapsed_seconds >= budget
-        if state.step % settings.checkpoint_every == 0 or out_of_time:
-            _validate_and_save(prior, valid_songs, settings, length, state, optimizer, run_dir)
-            prior.train()
+        out_of_time = run.after_step(checkpoint)
         if out_of_time:
             log.info("%s: wall-time budget reached at step %d", name, state.step)
             break
     bar.close()
     if not out_of_time:
-        state.finished = True
-        if state.history and state.history[-1]["step"] == state.step:
-            save_checkpoint(run_dir, prior, optimizer, state)  # validated at this step already
-        else:
-            _validate_and_save(prior, valid_songs, settings, length, state, optimizer, run_dir)
+        run.finish(checkpoint, lambda: save_checkpoint(run_dir, prior, optimizer, state))
     prior.eval()
     return PriorRun(prior, state, state.extra.get("quality", {}))
 
