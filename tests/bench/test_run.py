@@ -7,40 +7,15 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from bench_fakes import FakeSeparate
 
 from latsep.bench import BenchConfig, Overrides, run_bench
 from latsep.cli import main
 from latsep.models.data import evaluation_chunks
 from latsep.models.metrics import bss_sdr, si_sdr
-from latsep.models.separation import WaveformSeparation
 
 SR = 22_050
 OUTPUTS = ("results.json", "results.md", "sdr.png", "spectrogram.png")
-
-
-class FakeSeparate:
-    """A stand-in for separate_waveform with a known answer: stems = ½ reference + mixture/2N
-    (they sum to the mixture), raw = the reference at half level; counts its calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, method, codec, priors, likelihood, mixture, **kw) -> WaveformSeparation:
-        self.calls.append(method)
-        refs = kw["references"]
-        n = refs.shape[0]
-        return WaveformSeparation(
-            stems=(0.5 * refs + mixture / (2 * n)).astype(np.float32),
-            raw_stems=(0.5 * refs).astype(np.float32),
-            chosen=0,
-            candidate_consistency=np.zeros(1),
-            oracle_index=0,
-            oracle_si_sdr=np.zeros(1),
-            tokens=torch.zeros(1, n, 4, dtype=torch.long),
-            log_scores=torch.zeros(1),
-            fallback_steps=torch.zeros(1, dtype=torch.long),
-        )
 
 
 def _config(tiny_bundles, corpus, out, chunks: int, **kw) -> BenchConfig:
