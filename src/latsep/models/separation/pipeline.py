@@ -82,6 +82,11 @@ def _windows(
     return window_tokens, prefix_tokens
 
 
+def codec_device(codec: Codec) -> torch.device:
+    """Where the codec's weights live; a codec without a `device` runs on the CPU."""
+    return torch.device(getattr(codec, "device", "cpu"))
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     if device.type == "cuda":
         return True
@@ -99,7 +104,7 @@ def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False)
     c, n, t = tokens.shape
     flat = tokens.reshape(c * n, t)
     out = np.zeros((c * n, length), dtype=np.float64)
-    device = torch.device(getattr(codec, "device", "cpu"))
+    device = codec_device(codec)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
     with torch.inference_mode(), autocast:
         for start in range(0, c * n, _DECODE_ROWS):
@@ -139,8 +144,9 @@ def separate_waveform(
     tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
     CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
     """
+    device = codec_device(codec)  # a GPU codec wants GPU input
     if codec_bf16 is None:
-        codec_bf16 = bf16_is_fast(torch.device(getattr(codec, "device", "cpu")))
+        codec_bf16 = bf16_is_fast(device)
     if consistency not in CONSISTENCIES:
         raise ValueError(f"consistency must be one of {CONSISTENCIES}; got {consistency!r}")
     mixture = np.asarray(mixture, dtype=np.float64)
@@ -156,7 +162,6 @@ def separate_waveform(
     padded = np.zeros(-(-length // hop) * hop, dtype=np.float32)
     padded[:length] = mixture / n  # the models see the mean of the sources
     with torch.inference_mode():
-        device = torch.device(getattr(codec, "device", "cpu"))  # a GPU codec wants GPU input
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=codec_bf16):
             mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
         mixture_tokens = mixture_tokens.reshape(-1).long().cpu()
