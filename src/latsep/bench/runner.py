@@ -24,7 +24,6 @@ from latsep.bench.machine import machine_info
 from latsep.bench.plots import sdr_plot, spectrogram_plot
 from latsep.bench.report import markdown_report
 from latsep.bench.scoring import (
-    DeviceCodec,
     SeparateFn,
     baseline_estimate,
     ceiling_estimate,
@@ -127,7 +126,6 @@ def run_bench(
     bundles = [load_bundle(path, device) for path in find_bundles(config.bundles)]
     bundle_ids = {b.name: sha256_of(b.root / MANIFEST) for b in bundles}
     by_name = {b.name: b for b in bundles}
-    codecs = {b.name: DeviceCodec(b.codec) for b in bundles}
     corpus_sha = sha256_of(Path(config.corpus) / "index.json")
     rate = Corpus(config.corpus).sample_rate
     for bundle in bundles:
@@ -179,7 +177,7 @@ def run_bench(
             status = "cached"
             if record is None:
                 stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
-                fields, wiener = _measure(case, chunk, stems, config, by_name, codecs, separate)
+                fields, wiener = _measure(case, chunk, stems, config, by_name, separate)
                 if case is example and i == 0:
                     example_stems = wiener
                 cache.add(
@@ -229,7 +227,6 @@ def run_bench(
             chunks[example.num_sources][0],
             example_stems,
             by_name,
-            codecs,
             config,
             separate,
             out / "spectrogram.png",
@@ -244,7 +241,6 @@ def _measure(
     stems: np.ndarray,
     config: BenchConfig,
     bundles: dict[str, Bundle],
-    codecs: dict[str, DeviceCodec],
     separate: SeparateFn,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """One row's figures on one chunk (stems (N, L) in the row's order); for a method row
@@ -254,7 +250,7 @@ def _measure(
         fields, wiener = run_method(
             str(case.method),
             bundles[str(case.bundle)],
-            codecs[str(case.bundle)],
+            bundles[str(case.bundle)].codec,
             case.sources,
             stems,
             case.settings,
@@ -263,7 +259,7 @@ def _measure(
         )
         return {"seed": seed, **fields}, wiener
     if case.kind == CEILING:
-        estimate = ceiling_estimate(codecs[str(case.bundle)], stems)
+        estimate = ceiling_estimate(bundles[str(case.bundle)].codec, stems)
     else:
         estimate = baseline_estimate(stems.sum(0), case.num_sources)  # the plain-sum mixture
     sample_rate = next(iter(bundles.values())).sample_rate
@@ -275,7 +271,6 @@ def _example_plot(
     chunk: Chunk,
     estimates: np.ndarray | None,
     bundles: dict[str, Bundle],
-    codecs: dict[str, DeviceCodec],
     config: BenchConfig,
     separate: SeparateFn,
     path: Path,
@@ -287,7 +282,7 @@ def _example_plot(
         _fields, estimates = run_method(
             str(case.method),
             bundle,
-            codecs[str(case.bundle)],
+            bundles[str(case.bundle)].codec,
             case.sources,
             stems,
             case.settings,

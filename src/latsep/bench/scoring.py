@@ -16,36 +16,10 @@ import torch
 
 from latsep.models.metrics import bss_sdr, si_sdr
 from latsep.models.separation import WaveformSeparation, separate_waveform
+from latsep.models.separation.pipeline import codec_device
 
 SeparateFn = Callable[..., WaveformSeparation]
 PICKS = ("wiener", "none", "oracle")  # chosen + Wiener, chosen raw, oracle best-of-N raw
-
-
-class DeviceCodec:
-    """The bundle's codec seen from the CPU: the pipeline hands it CPU tensors, so inputs go
-    to the codec's device and outputs come back (a no-op on CPU)."""
-
-    def __init__(self, codec: Any) -> None:
-        self._codec = codec
-        self.device = getattr(codec, "device", torch.device("cpu"))
-
-    @property
-    def hop_length(self) -> int:
-        return int(self._codec.hop_length)
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self._codec.sample_rate)
-
-    @property
-    def codebook(self) -> torch.Tensor:
-        return self._codec.codebook
-
-    def encode(self, audio: torch.Tensor) -> torch.Tensor:
-        return self._codec.encode(audio.to(self.device)).cpu()
-
-    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self._codec.decode(tokens.to(self.device)).float().cpu()
 
 
 def score(
@@ -70,14 +44,15 @@ def ceiling_estimate(codec: Any, stems: np.ndarray) -> np.ndarray:
     padded = np.zeros((n, -(-length // hop) * hop), dtype=np.float32)
     padded[:, :length] = stems
     with torch.inference_mode():
-        decoded = codec.decode(codec.encode(torch.from_numpy(padded)))  # (N, L')
+        audio = torch.from_numpy(padded).to(codec_device(codec))
+        decoded = codec.decode(codec.encode(audio))  # (N, L')
     return _fit(decoded.detach().float().cpu().numpy().reshape(n, -1), length)
 
 
 def decode_candidate(codec: Any, tokens: torch.Tensor, length: int) -> np.ndarray:
     """One candidate's tokens (N, T) -> its raw decoded sources (N, L)."""
     with torch.inference_mode():
-        decoded = codec.decode(tokens).detach().float().cpu().numpy()
+        decoded = codec.decode(tokens.to(codec_device(codec))).detach().float().cpu().numpy()
     return _fit(decoded.reshape(tokens.shape[0], -1), length)
 
 
