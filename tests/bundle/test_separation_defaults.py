@@ -58,6 +58,19 @@ def test_defaults_written_at_save_time(tmp_path: Path) -> None:
         ({"lqvae": {"num_candidates": 2}}, "does not serve"),
         ({"mlass-bp": {"likelihood_weight": 2.0}}, "must be 1"),  # the bundle has a chain
         ({"lass": 3}, "not an object"),
+        ({"lass": {"by_sources": {"1": {"num_candidates": 2}}}}, "source counts >= 2"),
+        ({"lass": {"by_sources": {"two": {}}}}, "source counts >= 2"),
+        ({"lass": {"by_sources": [1]}}, "not an object"),
+        ({"lass": {"by_sources": {"2": {"by_sources": {}}}}}, "unknown fields"),
+        ({"lass": {"by_sources": {"2": {"top_k": 0}}}}, r"by_sources\['2'\].top_k"),
+        ({"mlass-pe": {"by_sources": {"3": {"search": "beam"}}}}, "search=beam serves"),
+        ({"lass": {"search": "beam", "by_sources": {"2": {"temperature": 0.5}}}}, "must be 1"),
+        # the chain (3 sources) samples exactly only at w = 1; 2 sources may take any weight
+        ({"mlass-bp": {"by_sources": {"3": {"likelihood_weight": 2.0}}}}, "must be 1"),
+        (
+            {"mlass-bp": {"likelihood_weight": 2.0, "by_sources": {"3": {"likelihood_weight": 1}}}},
+            "must be 1",
+        ),
     ],
 )
 def test_bad_defaults_are_refused_at_save(tmp_path: Path, defaults, message: str) -> None:
@@ -65,6 +78,43 @@ def test_bad_defaults_are_refused_at_save(tmp_path: Path, defaults, message: str
 
     with pytest.raises(ValueError, match=message):
         check_separation_defaults(defaults, ["lass", "mlass-bp", "mlass-pe"], has_chain=True)
+
+
+def test_defaults_per_source_count_override_the_method_defaults() -> None:
+    from latsep.models.bundle.defaults import check_separation_defaults, defaults_for
+
+    stored = {
+        "num_candidates": 4,
+        "likelihood_weight": 1,
+        "by_sources": {"2": {"likelihood_weight": 2}},
+    }
+    checked = check_separation_defaults({"mlass-bp": stored}, ["mlass-bp"], has_chain=True)
+    assert checked["mlass-bp"] == {
+        "num_candidates": 4,
+        "likelihood_weight": 1.0,
+        "by_sources": {"2": {"likelihood_weight": 2.0}},
+    }
+    assert defaults_for(checked["mlass-bp"], 2) == {"num_candidates": 4, "likelihood_weight": 2.0}
+    assert defaults_for(checked["mlass-bp"], 3) == {"num_candidates": 4, "likelihood_weight": 1.0}
+    assert defaults_for({}, 3) == {}
+
+
+def test_set_defaults_for_one_source_count(plain: Path) -> None:
+    set_separation_defaults(plain, "mlass-bp", {"num_candidates": 4})
+    entry = set_separation_defaults(plain, "mlass-bp", {"likelihood_weight": 2.0}, num_sources=2)
+    assert entry == {"num_candidates": 4, "by_sources": {"2": {"likelihood_weight": 2.0}}}
+    bundle = load_bundle(plain, device="cpu")
+    assert bundle.separation_defaults("mlass-bp", 2) == {
+        "num_candidates": 4,
+        "likelihood_weight": 2.0,
+    }
+    assert bundle.separation_defaults("mlass-bp", 3) == {"num_candidates": 4}
+    assert bundle.separation_defaults("mlass-bp") == entry  # as stored
+    with pytest.raises(BundleError, match="must be 1"):  # the chain: three sources
+        set_separation_defaults(plain, "mlass-bp", {"likelihood_weight": 2.0}, num_sources=3)
+    emptied = set_separation_defaults(plain, "mlass-bp", {}, unset=["likelihood_weight"],
+                                      num_sources=2)  # fmt: skip
+    assert emptied == {"num_candidates": 4}  # the last override gone: no empty by_sources
 
 
 def test_set_defaults_merges_unsets_and_keeps_the_bundle_valid(plain: Path) -> None:
@@ -121,3 +171,8 @@ def test_cli_set_defaults_and_show(plain: Path, capsys: pytest.CaptureFixture[st
     assert main(bad) == 2
     assert "must be 1" in capsys.readouterr().err
     assert main(["bundle", "set-defaults", str(plain), "--method", "lass"]) == 2
+    capsys.readouterr()
+    two = ["bundle", "set-defaults", str(plain), "--method", "mlass-bp", "--sources", "2",
+           "--likelihood-weight", "2"]  # fmt: skip
+    assert main(two) == 0
+    assert json.loads(capsys.readouterr().out)["by_sources"] == {"2": {"likelihood_weight": 2.0}}

@@ -14,9 +14,10 @@ from service_support import WorkerProcess, make_bundles, tone_mix, wait_for, wav
 from latsep.jobs import BundleInfo, JobStore, WorkerInfo
 from latsep.settings import Settings
 
+# As a worker publishes them: per method, per source count.
 TUNED = {
-    "lass": {"num_candidates": 3, "likelihood_weight": 2.0, "top_k": 6},
-    "mlass-bp": {"temperature": 0.8},
+    "lass": {"2": {"num_candidates": 3, "likelihood_weight": 2.0, "top_k": 6}},
+    "mlass-bp": {"2": {"temperature": 0.8}},
 }
 
 
@@ -120,8 +121,32 @@ def test_mlass_bp_with_three_sources_needs_weight_one(
     assert submit(app_client, method="mlass-bp", likelihood_weight=1).status_code == 202
 
 
+def test_defaults_follow_the_number_of_sources(app_client: TestClient, store: JobStore) -> None:
+    """mlass-bp's tuned weight is 2 for two sources (where it is LASS) and must be 1 for
+    three: each request gets the defaults of its own source count."""
+    per_count = {
+        "mlass-bp": {
+            "2": {"num_candidates": 2, "likelihood_weight": 2.0},
+            "3": {"num_candidates": 3, "likelihood_weight": 1.0},
+        }
+    }
+    register(store, per_count, sources=("bass", "drums", "other"))
+    three = job_options(app_client, method="mlass-bp")  # no sources: all three
+    assert three["num_candidates"] == 3 and three["likelihood_weight"] == 1.0
+    two = job_options(app_client, method="mlass-bp", sources="bass,drums")
+    assert two["num_candidates"] == 2 and two["likelihood_weight"] == 2.0
+    methods = {m["name"]: m for m in app_client.get("/methods").json()["methods"]}
+    shown = methods["mlass-bp"]
+    assert shown["defaults"]["likelihood_weight"] == 1.0  # what a request naming none gets
+    assert {n: d["likelihood_weight"] for n, d in shown["defaults_by_sources"].items()} == {
+        "2": 2.0,
+        "3": 1.0,
+    }
+    assert shown["defaults_by_sources"]["2"]["num_candidates"] == 2
+
+
 def test_bundle_defaults_obey_the_limits(app_client: TestClient, store: JobStore) -> None:
-    register(store, {"lass": {"num_candidates": 500, "search": "beam"}})
+    register(store, {"lass": {"2": {"num_candidates": 500, "search": "beam"}}})
     too_many = submit(app_client)
     assert too_many.status_code == 422
     assert "(the bundle's default) is 500" in too_many.json()["error"]["message"]

@@ -45,12 +45,43 @@ def test_defaults_are_checked_against_the_bundle_kind(
         parse_config(_config(codec, sources, defaults))
 
 
+def test_shipped_config_parses_with_per_count_defaults() -> None:
+    """TOML spells a per-count override as [bundles.defaults.mlass-bp.by_sources.2]."""
+    import tomllib
+
+    text = """
+    name = "x"
+    [codec]
+    num_tokens = 16
+    [[bundles]]
+    name = "plain"
+    codec = "plain"
+    sources = ["bass", "drums", "other"]
+    [bundles.defaults.mlass-bp]
+    likelihood_weight = 1.0
+    [bundles.defaults.mlass-bp.by_sources.2]
+    likelihood_weight = 2.0
+    """
+    (bundle,) = parse_config(tomllib.loads(text)).bundles
+    assert bundle.defaults["mlass-bp"]["by_sources"] == {"2": {"likelihood_weight": 2.0}}
+
+
 def test_good_defaults_parse_unchanged() -> None:
     cases = [
         ("plain", ["bass", "drums"], {"lass": {"search": "beam", "num_candidates": 4}}),
         ("plain", ["bass", "drums"], {"mlass-bp": {"likelihood_weight": 2.0}}),  # no chain
         ("plain", ["bass", "drums", "other"], {"mlass-pe": {"top_k": 32, "temperature": 0.9}}),
         ("lq", ["bass", "drums"], {"lqvae": {"num_candidates": 2}, "hybrid": {"top_k": None}}),
+        (
+            "plain",
+            ["bass", "drums", "other"],
+            {
+                "mlass-bp": {
+                    "likelihood_weight": 1.0,
+                    "by_sources": {"2": {"likelihood_weight": 2.0}},
+                }
+            },
+        ),
     ]
     for codec, sources, defaults in cases:
         (bundle,) = parse_config(_config(codec, sources, defaults)).bundles

@@ -104,5 +104,32 @@ def test_capabilities_publish_the_defaults(store: JobStore, settings: Settings) 
                       bundles=engine.capabilities(), started_at=time.time())  # fmt: skip
     Heartbeat(store, info, settings).beat()
     (registered,) = store.live_workers()
-    # Through Redis and back; methods without defaults are left out.
-    assert registered.bundles[0].separation_defaults == TUNED
+    # Through Redis and back, per source count; methods without defaults are left out.
+    assert registered.bundles[0].separation_defaults == {"lass": {"2": TUNED["lass"]}}
+
+
+def test_defaults_per_source_count() -> None:
+    """A method's `by_sources` override applies to that many sources only, and is
+    published per source count."""
+    per_count = {
+        "mlass-bp": {
+            "num_candidates": 3,
+            "likelihood_weight": 1.0,
+            "by_sources": {"2": {"likelihood_weight": 2.0, "num_candidates": 2}},
+        }
+    }
+    engine = engine_with(per_count, sources=("bass", "drums", "piano"))
+    three = run(engine, method="mlass-bp", sources=["bass", "drums", "piano"])
+    assert three.result.options is not None
+    assert three.result.options.likelihood_weight == 1.0
+    assert three.result.options.num_candidates == 3
+    two = run(engine, method="mlass-bp", sources=["bass", "drums"])
+    assert two.result.options is not None
+    assert two.result.options.likelihood_weight == 2.0 and two.result.options.num_candidates == 2
+    (info,) = engine.capabilities()
+    assert info.separation_defaults == {
+        "mlass-bp": {
+            "2": {"num_candidates": 2, "likelihood_weight": 2.0},
+            "3": {"num_candidates": 3, "likelihood_weight": 1.0},
+        }
+    }

@@ -1,7 +1,7 @@
 """Helpers of the worker tests: a toy bundle built from real model parts, test audio.
 
 The toy bundle has the shipped bundles' interface (sources, methods, codec, prior(source),
-likelihood(method, sources), max_sources, separation_defaults(method)) over an untrained
+likelihood(method, sources), max_sources, separation_defaults(method, n)) over an untrained
 tiny codec, random Markov priors and random count tables, so the whole worker path runs in a
 second, independently of which trained bundles exist.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latsep.models.bundle.defaults import defaults_for
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.likelihood import ChainLikelihood, CountLikelihood, MarginalLikelihood
 from latsep.models.prior.markov import MarkovPrior
@@ -40,8 +41,9 @@ class ToyBundle:
         self._priors = {s: MarkovPrior.random(k, generator=g) for s in sources}
         self._counts = torch.randint(0, 5, (k, k, k), generator=g).double()
 
-    def separation_defaults(self, method: str) -> dict:
-        return dict(self._defaults.get(method, {}))
+    def separation_defaults(self, method: str, num_sources: int | None = None) -> dict:
+        stored = self._defaults.get(method, {})
+        return dict(stored) if num_sources is None else defaults_for(stored, num_sources)
 
     def prior(self, source: str) -> MarkovPrior:
         return self._priors[source]

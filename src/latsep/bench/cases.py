@@ -123,7 +123,7 @@ def plan_cases(
             except BundleError as exc:
                 skipped.append(Skipped(method, n, str(exc)))
                 continue
-            settings = method_settings(method, n, overrides, bundle.separation_defaults(method))
+            settings = method_settings(method, n, overrides, bundle.separation_defaults(method, n))
             key = case_key(
                 {
                     **identity,

@@ -5,6 +5,11 @@ into what is there; --unset drops fields). Requests that leave an option out get
 
     latsep bundle set-defaults artifacts/default/plain --method lass \\
         --num-candidates 8 --likelihood-weight 2
+
+--sources N records them for N sources only (an override of the method's defaults):
+
+    latsep bundle set-defaults artifacts/default/plain --method mlass-bp --sources 2 \\
+        --likelihood-weight 2
 """
 
 from __future__ import annotations
@@ -36,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tune.add_argument("bundle_dir", type=Path)
     tune.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    tune.add_argument(
+        "--sources",
+        type=int,
+        default=None,
+        metavar="N",
+        help="only for N sources (default: every source count without its own override)",
+    )
     tune.add_argument("--num-candidates", type=int, default=None)
     tune.add_argument("--temperature", type=float, default=None)
     tune.add_argument("--top-k", type=int, default=None)
@@ -96,7 +108,9 @@ def run_set_defaults(args: argparse.Namespace) -> int:
         print("error: nothing to set; give at least one option or --unset", file=sys.stderr)
         return 2
     try:
-        defaults = set_separation_defaults(args.bundle_dir, args.method, values, unset=args.unset)
+        defaults = set_separation_defaults(
+            args.bundle_dir, args.method, values, unset=args.unset, num_sources=args.sources
+        )
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

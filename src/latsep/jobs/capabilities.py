@@ -19,13 +19,18 @@ class BundleInfo(BaseModel):
     max_sources: dict[str, int]
     source_sets: dict[str, list[list[str]]] = Field(default_factory=dict)
     sample_rate: int
-    separation_defaults: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per method, the bundle's tuned option defaults"
+    separation_defaults: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="per method and source count (as a string), the bundle's tuned option defaults",
     )
 
     def serves(self, method: str, sources: Sequence[str]) -> bool:
         wanted = sorted(sources)
         return any(sorted(s) == wanted for s in self.source_sets.get(method, []))
+
+    def defaults_for(self, method: str, num_sources: int) -> dict[str, Any]:
+        """The tuned defaults for `method` with `num_sources` sources ({} if none)."""
+        return dict(self.separation_defaults.get(method, {}).get(str(num_sources), {}))
 
 
 class WorkerInfo(BaseModel):

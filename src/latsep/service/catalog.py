@@ -50,28 +50,43 @@ class Catalog:
                     bundles=[b.name for b in entry.bundles],
                     workers=len(entry.workers),
                     defaults=self.defaults(name, None, default_num_candidates),
+                    defaults_by_sources={
+                        str(n): _resolved(self._count_defaults(entry, n), default_num_candidates)
+                        for n in _source_counts(entry)
+                    },
                 )
             )
         return out
 
     def separation_defaults(self, method: str, sources: Sequence[str] | None) -> dict[str, Any]:
         """The tuned defaults of the bundle that will serve this request ({} if none): the
-        first one serving `sources` (any, when None), as a worker routes it."""
+        first one serving `sources`, as a worker routes it. sources None: those of a request
+        that names none (the method's smallest source count when such a request must)."""
         entry = self.entries.get(method)
         if entry is None:
             return {}
+        if sources is None:
+            sources = _default_sources(entry.bundles[0], method)
+            if sources is None:
+                counts = [len(s) for s in entry.bundles[0].source_sets.get(method, [])]
+                return self._count_defaults(entry, min(counts, default=2))
         for bundle in entry.bundles:
-            if sources is None or bundle.serves(method, sources):
-                return dict(bundle.separation_defaults.get(method, {}))
+            if bundle.serves(method, sources):
+                return bundle.defaults_for(method, len(sources))
+        return {}
+
+    def _count_defaults(self, entry: _MethodEntry, num_sources: int) -> dict[str, Any]:
+        """The defaults of the first bundle serving `entry`'s method with that many sources."""
+        for bundle in entry.bundles:
+            if any(len(s) == num_sources for s in bundle.source_sets.get(entry.name, [])):
+                return bundle.defaults_for(entry.name, num_sources)
         return {}
 
     def defaults(
         self, method: str, sources: Sequence[str] | None, default_num_candidates: int
     ) -> dict[str, Any]:
         """What a request that names no option runs with (seed and consistency aside)."""
-        bundle = self.separation_defaults(method, sources)
-        resolved = SeparationOptions(seed=0).resolve(bundle, default_num_candidates)
-        return resolved.model_dump(exclude={"seed", "consistency"})
+        return _resolved(self.separation_defaults(method, sources), default_num_candidates)
 
     def resolve(self, method: str, sources: Sequence[str] | None) -> list[str]:
         """The sources to separate, or an ApiError saying why the request cannot be served."""
@@ -89,10 +104,10 @@ class Catalog:
             )
         if sources is None:
             first = entry.bundles[0]
+            default = _default_sources(first, method)
+            if default is not None:
+                return default
             sets = first.source_sets.get(method, [])
-            everything = [x for x in sets if sorted(x) == sorted(first.sources)]
-            if everything or len(sets) == 1:
-                return list((everything or sets)[0])
             raise bad_parameter(
                 f"choose `sources` for {method} among: " + "; ".join(",".join(x) for x in sets)
             )
@@ -109,6 +124,24 @@ class Catalog:
             f"no running worker separates {len(sources)} sources ({', '.join(sources)}) with "
             f"{method}; it is served for: {'; '.join(offered)}"
         )
+
+
+def _default_sources(bundle: BundleInfo, method: str) -> list[str] | None:
+    """What a request naming no sources separates: the bundle's set of all its sources, or
+    its only set; None when the request must choose."""
+    sets = bundle.source_sets.get(method, [])
+    everything = [x for x in sets if sorted(x) == sorted(bundle.sources)]
+    return list((everything or sets)[0]) if everything or len(sets) == 1 else None
+
+
+def _source_counts(entry: _MethodEntry) -> list[int]:
+    return sorted({len(s) for b in entry.bundles for s in b.source_sets.get(entry.name, [])})
+
+
+def _resolved(bundle_defaults: dict[str, Any], default_num_candidates: int) -> dict[str, Any]:
+    """Every tunable option a request leaving them all out runs with."""
+    resolved = SeparationOptions(seed=0).resolve(bundle_defaults, default_num_candidates)
+    return resolved.model_dump(exclude={"seed", "consistency"})
 
 
 def _method_order(name: str) -> int:

@@ -102,7 +102,12 @@ class MethodPublic(BaseModel):
         default_factory=dict,
         description="what an option left out of POST /separate becomes: num_candidates, "
         "search, temperature, top_k, likelihood_weight (the bundle's tuned values, else the "
-        "global defaults)",
+        "global defaults) with the sources a request naming none separates",
+    )
+    defaults_by_sources: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="the same, per number of sources (a method's tuned options may differ "
+        "between two and three sources)",
     )
 
 

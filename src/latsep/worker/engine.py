@@ -33,12 +33,19 @@ class LoadedBundle:
     def serves(self, method: str, sources: Sequence[str]) -> bool:
         return any(sorted(s) == sorted(sources) for s in self.source_sets(method))
 
-    def separation_defaults(self, method: str) -> dict[str, Any]:
-        """The bundle's tuned option defaults for `method`; {} for a bundle without any."""
+    def separation_defaults(self, method: str, num_sources: int) -> dict[str, Any]:
+        """The bundle's tuned option defaults for `method` with `num_sources` sources; {} for
+        a bundle without any."""
         if method not in self.bundle.methods:
             return {}
         recorded = getattr(self.bundle, "separation_defaults", None)  # a duck-typed bundle
-        return dict(recorded(method)) if recorded is not None else {}
+        return dict(recorded(method, num_sources)) if recorded is not None else {}
+
+    def published_defaults(self, method: str) -> dict[str, dict[str, Any]]:
+        """{str(N): defaults} for every source count the bundle serves `method` with and has
+        defaults for (what the API reads from the worker's registration)."""
+        counts = sorted({len(s) for s in self.source_sets(method)})
+        return {str(n): d for n in counts if (d := self.separation_defaults(method, n))}
 
     def order(self, method: str, sources: Sequence[str]) -> tuple[str, ...]:
         """The stored order of this source set (the likelihood tables' order)."""
@@ -53,7 +60,7 @@ class LoadedBundle:
             max_sources={m: int(self.bundle.max_sources(m)) for m in methods},
             source_sets={m: [list(s) for s in self.source_sets(m)] for m in methods},
             sample_rate=int(self.bundle.sample_rate),
-            separation_defaults={m: d for m in methods if (d := self.separation_defaults(m))},
+            separation_defaults={m: d for m in methods if (d := self.published_defaults(m))},
         )
 
 

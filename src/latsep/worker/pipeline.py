@@ -61,7 +61,9 @@ def run(
         from latsep.settings import get_settings
 
         default_num_candidates = get_settings().default_num_candidates
-    used = options.resolve(loaded.separation_defaults(method), default_num_candidates)
+    used = options.resolve(
+        loaded.separation_defaults(method, len(chosen_sources)), default_num_candidates
+    )
     # The bundle's stored order (its tables' order); stems go back in the requested order.
     order = list(loaded.order(method, chosen_sources))
     sample_rate = int(bundle.sample_rate)

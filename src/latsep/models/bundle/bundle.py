@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from latsep.models.bundle.defaults import defaults_for
 from latsep.models.bundle.manifest import BundleError, split_table_name
 from latsep.models.codec import Codec
 from latsep.models.likelihood import (
@@ -75,11 +76,14 @@ class Bundle:
     def default_smoothing(self) -> float:
         return float(self.manifest.get("likelihood", {}).get("default_smoothing", 0.0))
 
-    def separation_defaults(self, method: str) -> dict[str, Any]:
+    def separation_defaults(self, method: str, num_sources: int | None = None) -> dict[str, Any]:
         """Tuned defaults for `method` (any of num_candidates, temperature, top_k,
-        likelihood_weight, search); {} when the bundle records none."""
+        likelihood_weight, search) with `num_sources` sources; {} when the bundle records
+        none. num_sources None: the method's entry as stored, `by_sources` overrides included.
+        """
         self._check_method(method)
-        return dict(self.manifest.get("separation_defaults", {}).get(method, {}))
+        stored = self.manifest.get("separation_defaults", {}).get(method, {})
+        return dict(stored) if num_sources is None else defaults_for(stored, num_sources)
 
     def prior(self, source: str) -> TransformerPrior:
         if source not in self._priors:

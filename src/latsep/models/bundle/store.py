@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from latsep.models.bundle.bundle import Bundle
-from latsep.models.bundle.defaults import check_separation_defaults
+from latsep.models.bundle.defaults import BY_SOURCES, check_separation_defaults
 from latsep.models.bundle.manifest import (
     CODEC_FILE,
     DEFAULT_SMOOTHING,
@@ -196,11 +196,14 @@ def set_separation_defaults(
     values: Mapping[str, Any],
     *,
     unset: Sequence[str] = (),
+    num_sources: int | None = None,
 ) -> dict[str, Any]:
-    """Record tuned separation defaults of `method` in a bundle's manifest; returns them.
+    """Record tuned separation defaults of `method` in a bundle's manifest; returns the
+    method's entry as stored.
 
-    `values` are merged into the method's current defaults, then the fields in `unset` are
-    dropped. The bundle is validated first (hashes included), so a corrupt bundle is never
+    `values` are merged into the method's current defaults — into its `by_sources` override
+    for `num_sources` sources when that is given — then the fields in `unset` are dropped
+    there. The bundle is validated first (hashes included), so a corrupt bundle is never
     blessed; the manifest is replaced atomically. The weights and tables are untouched, so
     their hashes stay valid.
     """
@@ -208,11 +211,22 @@ def set_separation_defaults(
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
     defaults = dict(manifest.get("separation_defaults", {}))
-    merged = {**defaults.get(method, {}), **values}
+    entry = dict(defaults.get(method, {}))
+    if num_sources is None:
+        target = entry
+    else:
+        overrides = dict(entry.get(BY_SOURCES, {}))
+        target = overrides[str(num_sources)] = dict(overrides.get(str(num_sources), {}))
+        entry[BY_SOURCES] = overrides
+    target.update(values)
     for name in unset:
-        merged.pop(name, None)
-    defaults[method] = merged
-    if not merged:
+        target.pop(name, None)
+    if num_sources is not None and not target:
+        entry[BY_SOURCES].pop(str(num_sources))
+    if BY_SOURCES in entry and not entry[BY_SOURCES]:  # the last override went
+        entry.pop(BY_SOURCES)
+    defaults[method] = entry
+    if not entry:
         defaults.pop(method)
     has_chain = any(split_table_name(n)[0] == "chain" for n in manifest["tables"])
     try:
