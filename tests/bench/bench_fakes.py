@@ -11,8 +11,9 @@ from latsep.models.separation import WaveformSeparation
 
 
 class FakeSeparate:
-    """Stems = ½ reference + mixture/2N (they sum to the mixture), raw = the reference at
-    half level, after `delay` seconds; records the method of every call."""
+    """Stems (what the bench asks for: consistency="ensemble") = ½ reference + mixture/2N
+    (they sum to the mixture), raw = the reference at half level, after `delay` seconds;
+    records the method of every call."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay

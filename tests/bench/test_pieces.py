@@ -101,7 +101,9 @@ def test_markdown_table_has_one_row_per_row() -> None:
     def scores(kind: str) -> dict:
         metrics = ["sdr", "si_sdr"]
         if kind == "method":
-            metrics = [f"{m}_{p}" for m in metrics for p in ("wiener", "none", "oracle")]
+            metrics = [
+                f"{m}_{p}" for m in metrics for p in ("wiener", "ensemble", "none", "oracle")
+            ]
         s = {m: {"mean": 1.234, "median": 1.0, "count": 1} for m in metrics}
         return {"bass": s, "drums": s, "all": s}
 
@@ -120,7 +122,7 @@ def test_markdown_table_has_one_row_per_row() -> None:
     rows = [row("method", "lass", 2), row("method", "mlass-pe", 2), row("baseline", "base", 2)]
     lines = markdown_table(rows).splitlines()
     assert len(lines) == 2 + len(rows)
-    assert lines[2].startswith("| lass | 2 | plain | 1 | 1.23 / 1.23 / 1.23 |")
+    assert lines[2].startswith("| lass | 2 | plain | 1 | 1.23 / 1.23 / 1.23 / 1.23 |")
     assert lines[2].endswith("| 2.00 | 0.50 |")
     assert lines[4].startswith("| base | 2 | plain | 1 | 1.23 | 1.23 |  |")
 

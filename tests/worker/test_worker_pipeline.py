@@ -159,3 +159,38 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     assert oracle is not None and oracle.index == 2
     want = si_sdr(refs, expected)
     assert oracle.si_sdr == pytest.approx({"bass": want[0], "drums": want[1]}, abs=1e-3)
+
+
+def test_ensemble_oracle_is_the_chosen_candidate_with_its_own_masks() -> None:
+    """consistency=ensemble: the returned stems mix every candidate's masks, so an oracle
+    that is the chosen candidate is scored on that candidate's own Wiener stems, not on them."""
+    from latsep.models.metrics import si_sdr
+    from latsep.models.separation import wiener_stems
+
+    bundle = ToyBundle()
+    bass, drums = mixture(0.5)
+    mix = bass + drums
+    refs = np.stack([bass, drums])
+    raw = np.stack([0.9 * bass + 0.1 * drums, 0.8 * drums]).astype(np.float32)  # (N, L)
+    separation = SimpleNamespace(chosen=1, oracle_index=1, tokens=None, raw_stems=raw)
+    ensemble_stems = np.zeros_like(refs)  # what the oracle must not be scored on
+    oracle = pipeline._oracle(
+        separation,
+        bundle.codec,
+        mix,
+        refs,
+        ensemble_stems,
+        options(consistency="ensemble").resolve({}, 2),
+        ["bass", "drums"],
+        22050,
+    )
+    want = si_sdr(refs, wiener_stems(mix.astype(np.float64), raw.astype(np.float64)))
+    assert oracle is not None and oracle.index == 1
+    assert oracle.si_sdr == pytest.approx({"bass": want[0], "drums": want[1]}, abs=1e-3)
+
+
+def test_consistency_ensemble_sums_to_the_upload(engine: Engine) -> None:
+    bass, drums = mixture(SHORT)
+    out = pipeline.run(engine, "lass", None, wav(bass + drums), options(consistency="ensemble"))
+    assert out.result.options is not None and out.result.options.consistency == "ensemble"
+    np.testing.assert_allclose(out.stems["bass"] + out.stems["drums"], bass + drums, atol=1e-5)

@@ -21,6 +21,7 @@ from latsep.bench.config import (
     Overrides,
     method_settings,
 )
+from latsep.bench.scoring import PICKS
 from latsep.models.bundle import Bundle, BundleError
 
 METHOD, CEILING, BASELINE = "method", "ceiling", "baseline"
@@ -132,6 +133,7 @@ def plan_cases(
                     "sources": order,
                     "bundle": bundle_ids[bundle.name],
                     "settings": asdict(settings),
+                    "picks": list(PICKS),  # a record scored with fewer picks is stale
                 }
             )
             cases.append(Case(METHOD, order, key, method, bundle.name, settings))

@@ -16,10 +16,12 @@ import torch
 
 from latsep.models.metrics import bss_sdr, si_sdr
 from latsep.models.separation import WaveformSeparation, separate_waveform
+from latsep.models.separation.consistency import wiener_stems
 from latsep.models.separation.pipeline import codec_device
 
 SeparateFn = Callable[..., WaveformSeparation]
-PICKS = ("wiener", "none", "oracle")  # chosen + Wiener, chosen raw, oracle best-of-N raw
+# chosen + Wiener, ensemble Wiener (masks from all candidates), chosen raw, oracle best-of-N raw
+PICKS = ("wiener", "ensemble", "none", "oracle")
 
 
 def score(
@@ -75,7 +77,7 @@ def run_method(
     separate: SeparateFn = separate_waveform,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Separate one chunk (stems (N, L) in `sources` order; the mixture is their plain sum)
-    and score the three picks. Returns (record fields, the Wiener stems (N, L))."""
+    and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
     mixture = stems.sum(0)
     sample_rate = int(bundle.sample_rate)
     priors = [bundle.prior(s) for s in sources]
@@ -93,15 +95,22 @@ def run_method(
         top_k=settings.top_k,
         likelihood_weight=settings.likelihood_weight,
         seed=seed,
-        consistency="wiener",
+        consistency="ensemble",
         references=stems,
     )
     seconds = time.perf_counter() - start  # the separation call alone
+    # The chosen candidate's own masks: what consistency="wiener" returns for the same draw.
+    chosen = wiener_stems(mixture, np.asarray(result.raw_stems, np.float64))
     if result.oracle_index == result.chosen:
         oracle = np.asarray(result.raw_stems, np.float64)
     else:
         oracle = decode_candidate(codec, result.tokens[result.oracle_index], stems.shape[1])
-    picks = {"wiener": result.stems, "none": result.raw_stems, "oracle": oracle}
+    picks = {
+        "wiener": chosen,
+        "ensemble": result.stems,
+        "none": result.raw_stems,
+        "oracle": oracle,
+    }
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     for pick, estimate in picks.items():
         for source, values in score(stems, estimate, sources, sample_rate).items():

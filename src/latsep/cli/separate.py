@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="separate a local audio file into DIR/<source>.wav",
         description="Run one separation in this process (the worker's pipeline) and print a "
         "JSON summary. Stems are float32 WAV at the bundle's rate and sum to the mixture "
-        "with --consistency wiener.",
+        "with --consistency wiener or ensemble.",
     )
     parser.add_argument("file", type=Path, help="the mixture (a plain sum of the sources)")
     parser.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--consistency", choices=("wiener", "none"), default="wiener")
+    parser.add_argument("--consistency", choices=("wiener", "ensemble", "none"), default="wiener")
     parser.add_argument(
         "--reference",
         action="append",

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Consistency = Literal["wiener", "none"]
+Consistency = Literal["wiener", "ensemble", "none"]
 Search = Literal["sample", "beam"]
 
 # What an option left out means when the serving bundle records no default for the method

@@ -174,24 +174,27 @@ def _oracle(
     """Scores of the candidate the references rank best (labelled oracle: it peeks).
 
     The oracle candidate goes through the same consistency step as the returned stems, so
-    the two are comparable.
+    the two are comparable (with "ensemble", its own Wiener masks: it is one candidate).
     """
     if separation.oracle_index is None:
         return None
     index = int(separation.oracle_index)
-    if index == int(separation.chosen):
+    if index == int(separation.chosen) and options.consistency != "ensemble":
         candidate = stems
     else:
         import torch
 
         from latsep.models.separation import wiener_stems
 
-        with torch.inference_mode():
-            decoded = codec.decode(separation.tokens[index]).detach().float().cpu().numpy()
-        raw = np.zeros((len(sources), len(mixture)), dtype=np.float64)  # (N, L)
-        decoded = decoded.reshape(len(sources), -1)[:, : len(mixture)]
-        raw[:, : decoded.shape[1]] = decoded
-        if options.consistency == "wiener":
+        if index == int(separation.chosen):
+            raw = np.asarray(separation.raw_stems, np.float64)
+        else:
+            with torch.inference_mode():
+                decoded = codec.decode(separation.tokens[index]).detach().float().cpu().numpy()
+            raw = np.zeros((len(sources), len(mixture)), dtype=np.float64)  # (N, L)
+            decoded = decoded.reshape(len(sources), -1)[:, : len(mixture)]
+            raw[:, : decoded.shape[1]] = decoded
+        if options.consistency in ("wiener", "ensemble"):  # one candidate: its own masks
             candidate = np.asarray(wiener_stems(mixture.astype(np.float64), raw), np.float32)
         else:
             candidate = raw.astype(np.float32)

@@ -31,20 +31,26 @@ def wiener_stems(
 ) -> np.ndarray:
     """Stems that sum to the mixture: soft masks from the estimates applied to the mixture.
 
-    M_i = |X̂_i|² / Σ_j |X̂_j|² on an STFT (uniform 1/N where every estimate is silent), stems
-    = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so Σ_i stems = y up to
-    float error, and the stems keep the mixture's phase and detail. mixture (L,),
-    estimates (N, L) -> (N, L) float32.
+    M_i = P_i / Σ_j P_j on an STFT, with P_i = |X̂_i|² (uniform 1/N where every estimate is
+    silent); stems = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so
+    Σ_i stems = y up to float error, and the stems keep the mixture's phase and detail.
+    estimates (N, L): one candidate; (C, N, L): several, whose power is averaged,
+    P_i = mean_c |X̂_ci|² — masks from the candidates' consensus (the posterior mean of the
+    power under the sampled candidates), which no single candidate's errors dominate.
+    mixture (L,) -> (N, L) float32.
     """
-    n, length = estimates.shape
+    candidates = np.asarray(estimates, dtype=np.float64)
+    if candidates.ndim == 2:
+        candidates = candidates[None]
+    _, n, length = candidates.shape
     if length < n_fft:  # short clips: the largest power-of-two frame that fits
         n_fft = max(4, 1 << (max(length, 4).bit_length() - 1))
         hop_length = max(1, n_fft // 4)
     window = torch.hann_window(n_fft, dtype=torch.float64)
 
-    def stft(x: torch.Tensor) -> torch.Tensor:
+    def stft(x: np.ndarray) -> torch.Tensor:
         return torch.stft(
-            x,
+            torch.from_numpy(x),
             n_fft,
             hop_length,
             window=window,
@@ -53,10 +59,8 @@ def wiener_stems(
             return_complex=True,
         )
 
-    y = torch.from_numpy(np.asarray(mixture, dtype=np.float64))
-    x = torch.from_numpy(np.asarray(estimates, dtype=np.float64))
-    mixture_spec = stft(y)  # (F, frames)
-    power = stft(x).abs() ** 2  # (N, F, frames)
+    mixture_spec = stft(np.asarray(mixture, dtype=np.float64))  # (F, frames)
+    power = sum(stft(candidate).abs() ** 2 for candidate in candidates)  # (N, F, frames)
     total = power.sum(0, keepdim=True)
     masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
     stems = torch.istft(

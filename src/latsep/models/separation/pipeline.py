@@ -23,19 +23,19 @@ from latsep.models.separation.engine import separate
 
 logger = logging.getLogger(__name__)
 
-CONSISTENCIES = ("wiener", "none")
+CONSISTENCIES = ("wiener", "ensemble", "none")
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 _DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
 
 
 @dataclass(frozen=True)
 class WaveformSeparation:
-    """stems (N, L) float32: the returned stems (sum to the mixture with consistency="wiener");
-    raw_stems (N, L): the chosen candidate's decoded sources; chosen: its index, the most
-    mixture-consistent candidate; candidate_consistency (C,): ‖y - Σ x̂_i‖² / ‖y‖² (lower is
-    better); oracle_index: best-of-N by mean SI-SDR against references (an *oracle*, needs
-    the references; None without them); oracle_si_sdr (C,) or None; tokens (C, N, T);
-    log_scores (C,); fallback_steps (C,)."""
+    """stems (N, L) float32: the returned stems (they sum to the mixture with consistency
+    "wiener" or "ensemble"); raw_stems (N, L): the chosen candidate's decoded sources;
+    chosen: its index, the most mixture-consistent candidate; candidate_consistency (C,):
+    ‖y - Σ x̂_i‖² / ‖y‖² (lower is better); oracle_index: best-of-N by mean SI-SDR against
+    references (an *oracle*, needs the references; None without them); oracle_si_sdr (C,)
+    or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,)."""
 
     stems: np.ndarray
     raw_stems: np.ndarray
@@ -139,6 +139,10 @@ def separate_waveform(
 
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
+    consistency: "wiener" — Wiener masks from the chosen (most mixture-consistent)
+    candidate; "ensemble" — masks from the mean power of all candidates (no references
+    either: the candidates are posterior samples, and their consensus is steadier than any
+    one of them); "none" — the chosen candidate's raw decoded sources.
     codec_bf16 runs the codec's encoder and decoder under bf16 autocast (see `_decode`; the
     nearest-code search stays fp32: 0.7% of tokens differ from fp32 on valid audio, the same
     tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
@@ -208,7 +212,12 @@ def separate_waveform(
         oracle_scores = si_sdr(references[None], estimates).mean(1)  # (C,)
         oracle_index = int(np.argmax(oracle_scores))
     raw = estimates[chosen].astype(np.float32)
-    stems = wiener_stems(mixture, estimates[chosen]) if consistency == "wiener" else raw
+    if consistency == "wiener":
+        stems = wiener_stems(mixture, estimates[chosen])
+    elif consistency == "ensemble":
+        stems = wiener_stems(mixture, estimates)  # masks from every candidate's power
+    else:
+        stems = raw
     if progress is not None:
         progress(1.0)
     return WaveformSeparation(

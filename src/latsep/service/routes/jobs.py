@@ -89,8 +89,12 @@ async def submit_separation(
         int | None, Form(ge=0, description="Same seed, same stems. Default: random, reported.")
     ] = None,
     consistency: Annotated[
-        Literal["wiener", "none"],
-        Form(description="`wiener`: stems sum to the mixture; `none`: raw decoded sources."),
+        Literal["wiener", "ensemble", "none"],
+        Form(
+            description="`wiener`: masks from the most mixture-consistent candidate; "
+            "`ensemble`: masks from all candidates' mean power (both sum to the mixture); "
+            "`none`: the chosen candidate's raw decoded sources."
+        ),
     ] = "wiener",
 ) -> JobCreated:
     """Upload a mixture and queue its separation; returns at once with the job's id.
