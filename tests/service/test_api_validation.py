@@ -165,6 +165,8 @@ class TestBadParameters:
             ("num_candidates", 0, "num_candidates"),
             ("num_candidates", 10_000, "at most"),
             ("temperature", -1, "temperature"),
+            ("temperature", "inf", "temperature"),  # the engine refuses it: 422, not a failed job
+            ("temperature", "nan", "temperature"),
             ("top_k", 0, "top_k"),
             ("seed", -3, "seed"),
             ("consistency", "perfect", "consistency"),

@@ -29,9 +29,9 @@ class ResolvedOptions(BaseModel):
 
     num_candidates: int = Field(ge=1)
     search: Search = "sample"
-    temperature: float = Field(default=1.0, gt=0)
+    temperature: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=1, description="null: no top-k")
-    likelihood_weight: float = Field(default=1.0, gt=0)
+    likelihood_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     seed: int = Field(ge=0)
     consistency: Consistency = "wiener"
 
@@ -42,7 +42,7 @@ class SeparationOptions(BaseModel):
 
     num_candidates: int | None = Field(default=None, ge=1)
     search: Search | None = None
-    temperature: float | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=1)
     likelihood_weight: float | None = Field(default=None, gt=0)
     seed: int = Field(ge=0)

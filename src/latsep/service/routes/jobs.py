@@ -72,7 +72,12 @@ async def submit_separation(
         Form(description="Default: the bundle's for the method, else `sample`."),
     ] = None,
     temperature: Annotated[
-        float | None, Form(gt=0, description="Prior temperature. Default: the bundle's, else 1.")
+        float | None,
+        Form(
+            gt=0,
+            allow_inf_nan=False,
+            description="Prior temperature. Default: the bundle's, else 1.",
+        ),
     ] = None,
     top_k: Annotated[
         int | None, Form(ge=1, description="Prior top-k. Default: the bundle's, else none.")
