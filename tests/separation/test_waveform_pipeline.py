@@ -210,6 +210,7 @@ def test_three_source_pipeline_ranks_by_consistency():
         mixture,
         num_candidates=5,
         top_k=4,
+        consistency="wiener",
     )
     errors = mixture_error(mixture, LatticeCodec(k).decode(result.tokens).numpy().astype(float))
     np.testing.assert_allclose(errors, result.candidate_consistency)

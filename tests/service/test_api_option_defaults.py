@@ -92,7 +92,7 @@ def test_a_job_reports_the_resolved_options(app_client: TestClient, store: JobSt
         "top_k": 6,
         "likelihood_weight": 2.0,
         "seed": 4,
-        "consistency": "wiener",
+        "consistency": "ensemble",
     }
     asked = job_options(app_client, num_candidates=1, likelihood_weight=0.5, temperature=1.5)
     assert asked["num_candidates"] == 1 and asked["likelihood_weight"] == 0.5

@@ -47,7 +47,7 @@ def test_resolution_order_request_then_bundle_then_global() -> None:
         "top_k": 5,
         "likelihood_weight": 4.0,
         "seed": 1,
-        "consistency": "wiener",
+        "consistency": "ensemble",
     }
     bare = SeparationOptions(seed=1).resolve({}, default_num_candidates=7)
     assert (bare.num_candidates, bare.temperature, bare.top_k, bare.likelihood_weight) == (

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--consistency", choices=("wiener", "ensemble", "none"), default="wiener")
+    parser.add_argument("--consistency", choices=("wiener", "ensemble", "none"), default="ensemble")
     parser.add_argument(
         "--reference",
         action="append",

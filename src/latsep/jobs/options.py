@@ -33,7 +33,7 @@ class ResolvedOptions(BaseModel):
     top_k: int | None = Field(default=None, ge=1, description="null: no top-k")
     likelihood_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     seed: int = Field(ge=0)
-    consistency: Consistency = "wiener"
+    consistency: Consistency = "ensemble"
 
 
 class SeparationOptions(BaseModel):
@@ -44,9 +44,9 @@ class SeparationOptions(BaseModel):
     search: Search | None = None
     temperature: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=1)
-    likelihood_weight: float | None = Field(default=None, gt=0)
+    likelihood_weight: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     seed: int = Field(ge=0)
-    consistency: Consistency = "wiener"
+    consistency: Consistency = "ensemble"
 
     def resolve(
         self, bundle_defaults: Mapping[str, Any], default_num_candidates: int

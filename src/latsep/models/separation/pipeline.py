@@ -130,7 +130,7 @@ def separate_waveform(
     window_tokens: int | None = None,
     prefix_tokens: int | None = None,
     seed: int = 0,
-    consistency: str = "wiener",
+    consistency: str = "ensemble",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
     codec_bf16: bool | None = None,

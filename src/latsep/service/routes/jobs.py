@@ -86,6 +86,7 @@ async def submit_separation(
         float | None,
         Form(
             gt=0,
+            allow_inf_nan=False,
             description="Exponent w of the likelihood (posterior ∝ Π p_i · L^w); must be 1 for "
             "mlass-bp with 3 or more sources. Default: the bundle's, else 1.",
         ),
@@ -96,11 +97,11 @@ async def submit_separation(
     consistency: Annotated[
         Literal["wiener", "ensemble", "none"],
         Form(
-            description="`wiener`: masks from the most mixture-consistent candidate; "
-            "`ensemble`: masks from all candidates' mean power (both sum to the mixture); "
-            "`none`: the chosen candidate's raw decoded sources."
+            description="`ensemble` (default): Wiener masks from all candidates' mean power; "
+            "`wiener`: masks from the most mixture-consistent candidate (both sum to the "
+            "mixture); `none`: that candidate's raw decoded sources."
         ),
-    ] = "wiener",
+    ] = "ensemble",
 ) -> JobCreated:
     """Upload a mixture and queue its separation; returns at once with the job's id.
 
