@@ -37,3 +37,19 @@ def test_shipped_bundles_serve_their_methods() -> None:
                 assert list(out.stems) == sources
                 total = sum(out.stems.values())
                 np.testing.assert_allclose(total, bass + drums, atol=1e-4, err_msg=method)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no bundle shipped under artifacts/ yet")
+def test_shipped_defaults_are_the_configs() -> None:
+    """The tuned defaults in the shipped manifests are those the training config declares,
+    so `latsep train bundle --config default` reproduces them (they are edited with
+    `latsep bundle set-defaults` after tuning; the config must follow)."""
+    import json
+
+    from latsep.models.train import load_config
+
+    declared = {b.name: b.defaults for b in load_config("default").bundles}
+    for path in SHIPPED:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("name") in declared:
+            assert manifest["separation_defaults"] == declared[manifest["name"]], path
