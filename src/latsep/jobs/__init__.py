@@ -17,6 +17,7 @@ from latsep.jobs.options import (
 )
 from latsep.jobs.queues import (
     JOB_FUNCTION,
+    SERIALIZER,
     enqueue_separation,
     fetch_job,
     latsep_queues,
@@ -34,6 +35,7 @@ __all__ = [
     "GLOBAL_DEFAULTS",
     "JOB_FUNCTION",
     "MAX_ABANDON_RETRIES",
+    "SERIALIZER",
     "TUNABLE",
     "BundleInfo",
     "Consistency",

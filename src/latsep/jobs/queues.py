@@ -15,6 +15,9 @@ from rq.serializers import JSONSerializer
 from latsep.jobs.records import JobRequest
 
 JOB_FUNCTION = "latsep.worker.jobs.separate_job"
+# Every rq object of ours (queues, jobs, registries, the worker) reads and writes job
+# payloads as JSON: nothing in Redis is unpickled.
+SERIALIZER = JSONSerializer
 
 
 def queue_name(prefix: str, method: str) -> str:
@@ -23,14 +26,14 @@ def queue_name(prefix: str, method: str) -> str:
 
 
 def make_queue(redis: Redis, name: str) -> Queue:
-    return Queue(name, connection=redis, serializer=JSONSerializer)
+    return Queue(name, connection=redis, serializer=SERIALIZER)
 
 
 def latsep_queues(redis: Redis, prefix: str) -> list[Queue]:
     """Every queue of ours that exists in Redis."""
     return [
         q
-        for q in Queue.all(connection=redis, serializer=JSONSerializer)
+        for q in Queue.all(connection=redis, serializer=SERIALIZER)
         if q.name.startswith(prefix + ".")
     ]
 
@@ -59,6 +62,6 @@ def enqueue_separation(
 
 def fetch_job(redis: Redis, job_id: str) -> Job | None:
     try:
-        return Job.fetch(job_id, connection=redis, serializer=JSONSerializer)
+        return Job.fetch(job_id, connection=redis, serializer=SERIALIZER)
     except NoSuchJobError:
         return None

@@ -15,10 +15,9 @@ import logging
 from redis import Redis
 from rq.job import Job
 from rq.registry import StartedJobRegistry
-from rq.serializers import JSONSerializer
 from rq.utils import parse_composite_key
 
-from latsep.jobs.queues import fetch_job
+from latsep.jobs.queues import SERIALIZER, fetch_job
 from latsep.jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def reap_abandoned(redis: Redis, store: JobStore, queue_names: list[str]) -> lis
     handled: list[str] = []
     try:
         for name in queue_names:
-            registry = StartedJobRegistry(name, connection=redis, serializer=JSONSerializer)
+            registry = StartedJobRegistry(name, connection=redis, serializer=SERIALIZER)
             for entry in redis.zrange(registry.key, 0, -1):
                 text = entry.decode() if isinstance(entry, bytes) else str(entry)
                 job_id, _ = parse_composite_key(text)

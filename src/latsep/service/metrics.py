@@ -24,9 +24,8 @@ from rq.registry import (
     FinishedJobRegistry,
     StartedJobRegistry,
 )
-from rq.serializers import JSONSerializer
 
-from latsep.jobs import DURATION_BUCKETS, JobStore, latsep_queues
+from latsep.jobs import DURATION_BUCKETS, SERIALIZER, JobStore, latsep_queues
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class RedisCollector(Collector):
             depth.add_metric([q.name], q.count)
             totals["queued"] += q.count
             for state, registry_class in _REGISTRIES.items():
-                registry = registry_class(q.name, connection=redis, serializer=JSONSerializer)
+                registry = registry_class(q.name, connection=redis, serializer=SERIALIZER)
                 totals[state] += registry.count
         for state, count in totals.items():
             states.add_metric([state], count)

@@ -22,9 +22,15 @@ from redis import Redis
 from rq import SimpleWorker
 from rq.job import Job
 from rq.queue import Queue
-from rq.serializers import JSONSerializer
 
-from latsep.jobs import JobStore, WorkerInfo, make_queue, queue_name, reap_abandoned
+from latsep.jobs import (
+    SERIALIZER,
+    JobStore,
+    WorkerInfo,
+    make_queue,
+    queue_name,
+    reap_abandoned,
+)
 from latsep.settings import Settings, expand_bundle_paths
 from latsep.worker import runtime
 from latsep.worker.engine import Engine
@@ -113,7 +119,7 @@ def run_worker(
         [make_queue(redis, q) for q in queues],
         name=name,
         connection=redis,
-        serializer=JSONSerializer,
+        serializer=SERIALIZER,
     )
     log.info("worker %s serves %s on %s", name, ", ".join(engine.methods()), engine.device)
     try:
