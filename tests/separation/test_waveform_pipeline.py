@@ -202,31 +202,21 @@ def test_three_source_pipeline_ranks_by_consistency():
     priors = [ContextMarkov(torch.rand(k) + 0.1, torch.rand(k, k) + 0.1) for _ in range(3)]
     levels = [torch.randint(0, 3, (k, k, k), generator=g).float() for _ in range(2)]
     mixture = np.random.default_rng(0).uniform(0, 2 * (k - 1), 200)
-    result = separate_waveform(
-        "mlass-bp",
-        LatticeCodec(k),
-        priors,
-        ChainLikelihood(levels, 0.1),
-        mixture,
-        num_candidates=5,
-        top_k=4,
-        consistency="wiener",
-    )
+
+    def run(consistency: str):
+        likelihood = ChainLikelihood(levels, 0.1)
+        return separate_waveform(
+            "mlass-bp", LatticeCodec(k), priors, likelihood, mixture, num_candidates=5, top_k=4,
+            consistency=consistency,
+        )  # fmt: skip
+
+    result = run("wiener")
     errors = mixture_error(mixture, LatticeCodec(k).decode(result.tokens).numpy().astype(float))
     np.testing.assert_allclose(errors, result.candidate_consistency)
     assert result.chosen == int(np.argmin(errors))
     np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-4)
     # consistency="ensemble": the same candidates, masks from all of them.
-    ensemble = separate_waveform(
-        "mlass-bp",
-        LatticeCodec(k),
-        priors,
-        ChainLikelihood(levels, 0.1),
-        mixture,
-        num_candidates=5,
-        top_k=4,
-        consistency="ensemble",
-    )
+    ensemble = run("ensemble")
     torch.testing.assert_close(ensemble.tokens, result.tokens)
     decoded = LatticeCodec(k).decode(result.tokens).numpy().astype(float)  # (C, N, L)
     np.testing.assert_allclose(ensemble.stems, wiener_stems(mixture, decoded), atol=1e-6)

@@ -177,9 +177,9 @@ def run_bench(
             status = "cached"
             if record is None:
                 stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
-                fields, wiener = _measure(case, chunk, stems, config, by_name, separate)
+                fields, returned = _measure(case, chunk, stems, config, by_name, separate)
                 if case is example and i == 0:
-                    example_stems = wiener
+                    example_stems = returned
                 cache.add(
                     {
                         "case": case.key,
@@ -244,10 +244,10 @@ def _measure(
     separate: SeparateFn,
 ) -> tuple[dict[str, Any], np.ndarray | None]:
     """One row's figures on one chunk (stems (N, L) in the row's order); for a method row
-    also its Wiener stems."""
+    also the stems it returns (ensemble Wiener)."""
     if case.kind == METHOD:
         seed = chunk_seed(config.seed, chunk)
-        fields, wiener = run_method(
+        fields, returned = run_method(
             str(case.method),
             bundles[str(case.bundle)],
             bundles[str(case.bundle)].codec,
@@ -257,7 +257,7 @@ def _measure(
             seed,
             separate=separate,
         )
-        return {"seed": seed, **fields}, wiener
+        return {"seed": seed, **fields}, returned
     if case.kind == CEILING:
         estimate = ceiling_estimate(bundles[str(case.bundle)].codec, stems)
     else:
@@ -290,7 +290,7 @@ def _example_plot(
             separate=separate,
         )
     title = (
-        f"{case.method}, {case.num_sources} sources, chosen candidate + Wiener\n"
+        f"{case.method}, {case.num_sources} sources, ensemble Wiener (the default)\n"
         f"{chunk.song_id} at {chunk.start / bundles[str(case.bundle)].sample_rate:.1f} s"
     )
     spectrogram_plot(
