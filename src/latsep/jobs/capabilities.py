@@ -28,6 +28,13 @@ class BundleInfo(BaseModel):
         wanted = sorted(sources)
         return any(sorted(s) == wanted for s in self.source_sets.get(method, []))
 
+    def default_sources(self, method: str) -> list[str] | None:
+        """What a request naming no sources separates with `method`: the set of all the
+        bundle's sources, or its only set; None when the request must choose."""
+        sets = self.source_sets.get(method, [])
+        everything = [x for x in sets if sorted(x) == sorted(self.sources)]
+        return list((everything or sets)[0]) if everything or len(sets) == 1 else None
+
     def defaults_for(self, method: str, num_sources: int) -> dict[str, Any]:
         """The tuned defaults for `method` with `num_sources` sources ({} if none)."""
         return dict(self.separation_defaults.get(method, {}).get(str(num_sources), {}))

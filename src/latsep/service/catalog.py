@@ -66,7 +66,7 @@ class Catalog:
         if entry is None:
             return {}
         if sources is None:
-            sources = _default_sources(entry.bundles[0], method)
+            sources = entry.bundles[0].default_sources(method)
             if sources is None:
                 counts = [len(s) for s in entry.bundles[0].source_sets.get(method, [])]
                 return self._count_defaults(entry, min(counts, default=2))
@@ -104,7 +104,7 @@ class Catalog:
             )
         if sources is None:
             first = entry.bundles[0]
-            default = _default_sources(first, method)
+            default = first.default_sources(method)
             if default is not None:
                 return default
             sets = first.source_sets.get(method, [])
@@ -124,14 +124,6 @@ class Catalog:
             f"no running worker separates {len(sources)} sources ({', '.join(sources)}) with "
             f"{method}; it is served for: {'; '.join(offered)}"
         )
-
-
-def _default_sources(bundle: BundleInfo, method: str) -> list[str] | None:
-    """What a request naming no sources separates: the bundle's set of all its sources, or
-    its only set; None when the request must choose."""
-    sets = bundle.source_sets.get(method, [])
-    everything = [x for x in sets if sorted(x) == sorted(bundle.sources)]
-    return list((everything or sets)[0]) if everything or len(sets) == 1 else None
 
 
 def _source_counts(entry: _MethodEntry) -> list[int]:

@@ -101,9 +101,9 @@ class Engine:
             sets = b.source_sets(method)
             if not sets:
                 continue
-            everything = [s for s in sets if sorted(s) == sorted(b.bundle.sources)]
-            if everything or len(sets) == 1:
-                return list((everything or sets)[0])
+            default = b.info().default_sources(method)  # the API's rule, from the same record
+            if default is not None:
+                return default
             choices = "; ".join(",".join(s) for s in sets)
             raise UnservableRequest(f"choose `sources` for {method} among: {choices}")
         raise UnservableRequest(f"no loaded bundle serves method {method!r}")
