@@ -45,7 +45,10 @@ def settings(redis_url: str, tmp_path: Path, test_bundles: list[Path]) -> Settin
         max_duration_seconds=5.0,
         default_num_candidates=2,
         worker_heartbeat_seconds=0.3,
-        worker_ttl_seconds=1.5,
+        # A live worker whose heartbeat thread is starved for 1.5 s on an overloaded 2-core
+        # machine looked dead and had its running job requeued; 4 s still finds a killed
+        # worker well inside the tests' waits.
+        worker_ttl_seconds=4.0,
         reaper_interval_seconds=0.5,
         sse_poll_seconds=0.1,
         progress_interval_seconds=0.0,
