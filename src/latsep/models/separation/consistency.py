@@ -60,7 +60,12 @@ def wiener_stems(
         )
 
     mixture_spec = stft(np.asarray(mixture, dtype=np.float64))  # (F, frames)
-    power = sum(stft(candidate).abs() ** 2 for candidate in candidates)  # (N, F, frames)
+    # Accumulated one stem of one candidate at a time: a long clip with many candidates
+    # never holds more than one extra spectrogram.
+    power = torch.zeros((n, *mixture_spec.shape), dtype=torch.float64)  # (N, F, frames)
+    for candidate in candidates:
+        for i, stem in enumerate(candidate):
+            power[i] += stft(stem).abs() ** 2
     total = power.sum(0, keepdim=True)
     masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
     stems = torch.istft(
