@@ -18,9 +18,11 @@ class FakeSeparate:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
         self.calls: list[str] = []
+        self.consistencies: list[str] = []
 
     def __call__(self, method, codec, priors, likelihood, mixture, **kw) -> WaveformSeparation:
         self.calls.append(method)
+        self.consistencies.append(kw["consistency"])
         if self.delay:
             time.sleep(self.delay)
         refs = kw["references"]

@@ -42,6 +42,7 @@ def test_scores_equal_direct_computation(tiny_bundles, corpus, tmp_path) -> None
     config = _config(tiny_bundles, corpus, tmp_path, 2, methods=("mlass-pe",), sources=(3,))
     results = run_bench(config, separate=fake)
     assert all((tmp_path / name).is_file() for name in OUTPUTS)
+    assert set(fake.consistencies) == {"ensemble"}  # the stems returned are the ensemble's
     rows = _rows(results)
     assert set(rows) == {("mlass-pe", 3), ("ceiling: codec plain", 3), ("baseline: mixture / N", 3)}
     for n, names in ((3, ("bass", "drums", "other")),):

@@ -60,6 +60,9 @@ def test_defaults_written_at_save_time(tmp_path: Path) -> None:
         ({"lass": 3}, "not an object"),
         ({"lass": {"by_sources": {"1": {"num_candidates": 2}}}}, "source counts >= 2"),
         ({"lass": {"by_sources": {"two": {}}}}, "source counts >= 2"),
+        ({"mlass-pe": {"by_sources": {"03": {}}}}, "source counts >= 2"),  # "3" only
+        ({"mlass-pe": {"by_sources": {"²": {}}}}, "source counts >= 2"),
+        ({"lass": {"by_sources": {"3": {"num_candidates": 2}}}}, "separates two sources"),
         ({"lass": {"by_sources": [1]}}, "not an object"),
         ({"lass": {"by_sources": {"2": {"by_sources": {}}}}}, "unknown fields"),
         ({"lass": {"by_sources": {"2": {"top_k": 0}}}}, r"by_sources\['2'\].top_k"),
@@ -67,6 +70,10 @@ def test_defaults_written_at_save_time(tmp_path: Path) -> None:
         ({"lass": {"search": "beam", "by_sources": {"2": {"temperature": 0.5}}}}, "must be 1"),
         # the chain (3 sources) samples exactly only at w = 1; 2 sources may take any weight
         ({"mlass-bp": {"by_sources": {"3": {"likelihood_weight": 2.0}}}}, "must be 1"),
+        (
+            {"mlass-bp": {"by_sources": {"3": {"likelihood_weight": 2}, "03": {}}}},
+            "source counts",
+        ),
         (
             {"mlass-bp": {"likelihood_weight": 2.0, "by_sources": {"3": {"likelihood_weight": 1}}}},
             "must be 1",

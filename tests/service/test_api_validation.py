@@ -300,6 +300,22 @@ def test_registration_expires_with_its_heartbeat(store: JobStore, fake_registrat
     assert store.live_workers() == []
 
 
+def test_a_registration_of_another_schema_is_ignored(
+    app_client: TestClient, store: JobStore, fake_registration
+) -> None:
+    """A worker of another latsep version (here: defaults in the old flat shape) is left out
+    of routing instead of turning /methods into a 500."""
+    import json
+
+    store.register_worker(fake_registration, ttl_seconds=600)
+    old = json.loads(fake_registration.model_dump_json())
+    old["name"] = "old-worker"
+    old["bundles"][0]["separation_defaults"] = {"lass": {"num_candidates": 4}}
+    store.redis.set(store.key_for("worker", "old-worker"), json.dumps(old), ex=600)
+    assert [w.name for w in store.live_workers()] == [fake_registration.name]
+    assert app_client.get("/methods").status_code == 200
+
+
 def test_openapi_documents_the_contract(app_client: TestClient) -> None:
     spec = app_client.get("/openapi.json").json()
     post = spec["paths"]["/separate"]["post"]

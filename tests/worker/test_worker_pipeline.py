@@ -190,7 +190,47 @@ def test_ensemble_oracle_is_the_chosen_candidate_with_its_own_masks() -> None:
 
 
 def test_consistency_ensemble_sums_to_the_upload(engine: Engine) -> None:
-    bass, drums = mixture(SHORT)
-    out = pipeline.run(engine, "lass", None, wav(bass + drums), options(consistency="ensemble"))
+    bass, drums = mixture(1.0)  # museval frames are 1 s long
+    out = pipeline.run(
+        engine,
+        "lass",
+        None,
+        wav(bass + drums),
+        options(consistency="ensemble"),
+        references={"bass": wav(bass), "drums": wav(drums)},
+    )
     assert out.result.options is not None and out.result.options.consistency == "ensemble"
     np.testing.assert_allclose(out.stems["bass"] + out.stems["drums"], bass + drums, atol=1e-5)
+    expected = bss_sdr(
+        np.stack([bass, drums]), np.stack([out.stems["bass"], out.stems["drums"]]), 22050
+    )
+    assert out.result.sdr == pytest.approx({"bass": expected[0], "drums": expected[1]})
+    assert out.result.oracle is not None  # scored on one candidate's own masks
+
+
+def test_the_oracle_decodes_on_the_codecs_device() -> None:
+    """Tokens live on the CPU; a GPU codec must get them on its device (here a stand-in
+    device: the decoder refuses tokens elsewhere)."""
+
+    class DeviceCodec:
+        device = "meta"
+
+        def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+            assert tokens.device.type == "meta", tokens.device
+            return torch.zeros(tokens.shape[0], tokens.shape[1] * 4)
+
+    bass, drums = mixture(0.1)
+    mix = bass + drums
+    tokens = torch.zeros(2, 2, -(-len(mix) // 4), dtype=torch.long)
+    separation = SimpleNamespace(chosen=0, oracle_index=1, tokens=tokens)
+    oracle = pipeline._oracle(
+        separation,
+        DeviceCodec(),
+        mix,
+        np.stack([bass, drums]),
+        np.zeros((2, len(mix)), np.float32),
+        options().resolve({}, 2),
+        ["bass", "drums"],
+        22050,
+    )
+    assert oracle is not None and oracle.index == 1

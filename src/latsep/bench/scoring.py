@@ -1,4 +1,4 @@
-"""Per-chunk estimates and scores: a method's three picks, the codec ceiling, the baseline.
+"""Per-chunk estimates and scores: a method's four picks, the codec ceiling, the baseline.
 
 Scores are museval's BSSEval v4 SDR (median over 1-second frames; NaN when every frame of a
 reference is silent) and SI-SDR, per source. The separation is timed alone: scoring and the
@@ -99,7 +99,8 @@ def run_method(
         references=stems,
     )
     seconds = time.perf_counter() - start  # the separation call alone
-    # The chosen candidate's own masks: what consistency="wiener" returns for the same draw.
+    # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
+    # float32 rounding of raw_stems).
     chosen = wiener_stems(mixture, np.asarray(result.raw_stems, np.float64))
     if result.oracle_index == result.chosen:
         oracle = np.asarray(result.raw_stems, np.float64)

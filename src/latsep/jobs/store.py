@@ -16,13 +16,17 @@ Only redis and pydantic are imported here, so both the API (no torch) and the wo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 
+from pydantic import ValidationError
 from redis import Redis
 
 from latsep.jobs.capabilities import WorkerInfo
 from latsep.jobs.records import JobRequest, JobResult
+
+log = logging.getLogger(__name__)
 
 # Upper bounds (seconds) of the job-duration histogram buckets; +Inf is implicit.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -129,9 +133,15 @@ class JobStore:
         if not keys:
             return []
         workers = []
-        for raw in self.redis.mget(keys):
-            if raw:  # expired between SCAN and MGET
+        for key, raw in zip(keys, self.redis.mget(keys), strict=True):
+            if not raw:  # expired between SCAN and MGET
+                continue
+            try:
                 workers.append(WorkerInfo.model_validate_json(raw))
+            except ValidationError as exc:
+                # A worker of another latsep version (another registration schema) is not
+                # ours to route to; it must not take /methods and /separate down with it.
+                log.warning("ignoring worker registration %s: %s", key, exc.errors()[:1])
         return workers
 
     # --- metrics written by workers ----------------------------------------------------------

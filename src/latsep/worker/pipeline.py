@@ -46,9 +46,9 @@ def run(
 ) -> SeparationOutcome:
     """Separate `mixture` (a plain sum, as uploaded) into `sources` with `method`.
 
-    Options left out take the serving bundle's defaults for `method`, else the global ones
-    (num_candidates: `default_num_candidates`, else the setting); the result records the
-    options used.
+    Options left out take the serving bundle's defaults for `method` with this many sources,
+    else the global ones (num_candidates: `default_num_candidates`, else the setting); the
+    result records the options used.
     """
     from latsep.models.separation import separate_waveform
 
@@ -185,12 +185,14 @@ def _oracle(
         import torch
 
         from latsep.models.separation import wiener_stems
+        from latsep.models.separation.pipeline import codec_device
 
         if index == int(separation.chosen):
             raw = np.asarray(separation.raw_stems, np.float64)
         else:
+            tokens = separation.tokens[index].to(codec_device(codec))  # tokens live on the CPU
             with torch.inference_mode():
-                decoded = codec.decode(separation.tokens[index]).detach().float().cpu().numpy()
+                decoded = codec.decode(tokens).detach().float().cpu().numpy()
             raw = np.zeros((len(sources), len(mixture)), dtype=np.float64)  # (N, L)
             decoded = decoded.reshape(len(sources), -1)[:, : len(mixture)]
             raw[:, : decoded.shape[1]] = decoded

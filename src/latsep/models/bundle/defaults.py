@@ -23,7 +23,7 @@ from typing import Any
 
 DEFAULT_FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
 SEARCHES = ("sample", "beam")
-BEAM_METHODS = ("lass", "lqvae", "hybrid")  # two sources; the only ones with beam search
+BEAM_METHODS = ("lass", "lqvae", "hybrid")  # two sources only; the ones with beam search
 BY_SOURCES = "by_sources"
 
 
@@ -43,11 +43,15 @@ def check_method_defaults(method: str, values: Mapping[str, Any]) -> dict[str, A
         raise ValueError(f"{where}.{BY_SOURCES} is not an object")
     by_sources: dict[str, dict[str, Any]] = {}
     for count, fields in overrides.items():
-        if not (isinstance(count, str) and count.isdigit() and int(count) >= 2):
+        # Canonical decimal only: "03" next to "3" would be checked but never read.
+        canonical = isinstance(count, str) and count.isascii() and count.isdigit()
+        if not (canonical and count == str(int(count)) and int(count) >= 2):
             raise ValueError(f"{where}.{BY_SOURCES} keys are source counts >= 2; got {count!r}")
+        if method in BEAM_METHODS and count != "2":
+            raise ValueError(f"{where}.{BY_SOURCES}: {method} separates two sources; got {count!r}")
         checked = _check_fields(fields, f"{where}.{BY_SOURCES}[{count!r}]")
         _check_beam(method, {**out, **checked})
-        by_sources[str(int(count))] = checked
+        by_sources[count] = checked
     _check_beam(method, out)
     if by_sources:
         out[BY_SOURCES] = by_sources

@@ -34,9 +34,9 @@ def wiener_stems(
     M_i = P_i / Σ_j P_j on an STFT, with P_i = |X̂_i|² (uniform 1/N where every estimate is
     silent); stems = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so
     Σ_i stems = y up to float error, and the stems keep the mixture's phase and detail.
-    estimates (N, L): one candidate; (C, N, L): several, whose power is averaged,
-    P_i = mean_c |X̂_ci|² — masks from the candidates' consensus (the posterior mean of the
-    power under the sampled candidates), which no single candidate's errors dominate.
+    estimates (N, L): one candidate; (C, N, L): several, whose power is summed,
+    P_i = Σ_c |X̂_ci|² (the same masks as the mean over candidates) — masks from the
+    candidates' consensus, which no single candidate's errors dominate.
     mixture (L,) -> (N, L) float32.
     """
     candidates = np.asarray(estimates, dtype=np.float64)

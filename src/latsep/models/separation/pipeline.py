@@ -141,8 +141,9 @@ def separate_waveform(
     quarter of the context (0 and one window when no prior declares a context).
     consistency: "wiener" — Wiener masks from the chosen (most mixture-consistent)
     candidate; "ensemble" — masks from the mean power of all candidates (no references
-    either: the candidates are posterior samples, and their consensus is steadier than any
-    one of them); "none" — the chosen candidate's raw decoded sources.
+    either: with search="sample" the candidates are posterior samples, whose consensus is
+    steadier than any one of them; with "beam", the beams); "none" — the chosen candidate's
+    raw decoded sources.
     codec_bf16 runs the codec's encoder and decoder under bf16 autocast (see `_decode`; the
     nearest-code search stays fp32: 0.7% of tokens differ from fp32 on valid audio, the same
     tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
