@@ -5,24 +5,7 @@ only its own prefix, and leaves the child intact."""
 from __future__ import annotations
 
 import torch
-
-from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-
-
-def make_prior(context: int = 16) -> TransformerPrior:
-    torch.manual_seed(0)
-    config = PriorConfig(num_tokens=11, context=context, d_model=32, num_layers=2, num_heads=4)
-    prior = TransformerPrior(config).eval()
-    # Random non-trivial weights so that attention actually depends on the history.
-    with torch.no_grad():
-        for p in prior.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return prior
-
-
-def full_log_probs(prior: TransformerPrior, tokens: torch.Tensor) -> torch.Tensor:
-    """log p(next | BOS, tokens) (B, K) from one plain forward pass, no cache."""
-    return torch.log_softmax(prior(prior.with_bos(tokens)).float(), -1)[:, -1]
+from prior_support import full_log_probs, make_prior
 
 
 def test_prime_from_a_state_whose_next_position_a_child_claimed() -> None:

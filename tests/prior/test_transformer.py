@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import torch
+from prior_support import full_log_probs, make_prior
 
 from latsep.models.prior.protocol import Prior
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-
-
-def make_prior(context: int = 16, seed: int = 0) -> TransformerPrior:
-    torch.manual_seed(seed)
-    config = PriorConfig(num_tokens=11, context=context, d_model=32, num_layers=2, num_heads=4)
-    prior = TransformerPrior(config).eval()
-    # Random non-trivial weights so that attention actually depends on the history.
-    with torch.no_grad():
-        for p in prior.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return prior
 
 
 def test_implements_protocol() -> None:
@@ -78,8 +68,8 @@ def test_branching_twice_from_one_state_keeps_both_children_exact() -> None:
     child_a = prior.advance(state, torch.tensor([1]))
     child_b = prior.advance(state, torch.tensor([7]))
     grand_a = prior.advance(child_a, torch.tensor([2]))
-    full_a = torch.log_softmax(prior(prior.with_bos(torch.tensor([[4, 1, 2]]))), -1)[:, -1]
-    full_b = torch.log_softmax(prior(prior.with_bos(torch.tensor([[4, 7]]))), -1)[:, -1]
+    full_a = full_log_probs(prior, torch.tensor([[4, 1, 2]]))
+    full_b = full_log_probs(prior, torch.tensor([[4, 7]]))
     assert torch.allclose(prior.log_probs(grand_a), full_a, atol=1e-5)
     assert torch.allclose(prior.log_probs(child_b), full_b, atol=1e-5)
 
@@ -100,7 +90,7 @@ def test_sliding_window_reprimes_from_last_half_context() -> None:
         else:
             window.append(t)
     expected_tokens = tokens[:, window]
-    full = torch.log_softmax(prior(prior.with_bos(expected_tokens)), -1)[:, -1]
+    full = full_log_probs(prior, expected_tokens)
     assert torch.allclose(prior.log_probs(state), full, atol=1e-5)
 
 
@@ -128,7 +118,7 @@ def test_prime_longer_than_the_window_keeps_the_last_half_context() -> None:
     tokens = torch.randint(0, 11, (2, 20))
     state = prior.prime(prior.initial_state(2), tokens)
     assert state.length == 1 + 4
-    full = torch.log_softmax(prior(prior.with_bos(tokens[:, -4:])), -1)[:, -1]
+    full = full_log_probs(prior, tokens[:, -4:])
     assert torch.allclose(prior.log_probs(state), full, atol=1e-5)
 
 
@@ -152,7 +142,7 @@ def test_repeated_select_and_advance_across_slides_equals_full_forward() -> None
             path.append(token)
         window = state.history.shape[1]
         assert state.history.tolist() == [path[-window:] for path in paths]
-        full = torch.log_softmax(prior(prior.with_bos(state.history)), -1)[:, -1]
+        full = full_log_probs(prior, state.history)
         assert torch.allclose(prior.log_probs(state), full, atol=1e-5), step
         if step == 2:
             kept, kept_paths = state, [list(p) for p in paths]
@@ -161,7 +151,7 @@ def test_repeated_select_and_advance_across_slides_equals_full_forward() -> None
     assert kept.history.tolist() == [p[-window:] for p in kept_paths]
     nxt = torch.randint(0, 11, (kept.batch_size,), generator=g)
     after = prior.advance(kept, nxt)
-    full = torch.log_softmax(prior(prior.with_bos(after.history)), -1)[:, -1]
+    full = full_log_probs(prior, after.history)
     assert torch.allclose(prior.log_probs(after), full, atol=1e-5)
 
 
@@ -179,5 +169,5 @@ def test_select_reuses_the_buffers_of_dropped_states() -> None:
     expected = prior.log_probs(prior.advance(prior.initial_state(2), torch.tensor([2, 2])))
     assert torch.allclose(prior.log_probs(third), expected, atol=1e-6)
     nxt = torch.tensor([3, 4])
-    full = torch.log_softmax(prior(prior.with_bos(torch.tensor([[2, 3], [2, 4]]))), -1)[:, -1]
+    full = full_log_probs(prior, torch.tensor([[2, 3], [2, 4]]))
     assert torch.allclose(prior.log_probs(prior.advance(third, nxt)), full, atol=1e-5)
