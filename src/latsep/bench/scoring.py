@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from latsep.models.metrics import bss_sdr, si_sdr
-from latsep.models.separation import WaveformSeparation, separate_waveform
+from latsep.models.separation import WaveformSeparation, decode_tokens, separate_waveform
 from latsep.models.separation.consistency import wiener_stems
 from latsep.models.separation.pipeline import codec_device
 
@@ -46,23 +46,8 @@ def ceiling_estimate(codec: Any, stems: np.ndarray) -> np.ndarray:
     padded = np.zeros((n, -(-length // hop) * hop), dtype=np.float32)
     padded[:, :length] = stems
     with torch.inference_mode():
-        audio = torch.from_numpy(padded).to(codec_device(codec))
-        decoded = codec.decode(codec.encode(audio))  # (N, L')
-    return _fit(decoded.detach().float().cpu().numpy().reshape(n, -1), length)
-
-
-def decode_candidate(codec: Any, tokens: torch.Tensor, length: int) -> np.ndarray:
-    """One candidate's tokens (N, T) -> its raw decoded sources (N, L)."""
-    with torch.inference_mode():
-        decoded = codec.decode(tokens.to(codec_device(codec))).detach().float().cpu().numpy()
-    return _fit(decoded.reshape(tokens.shape[0], -1), length)
-
-
-def _fit(audio: np.ndarray, length: int) -> np.ndarray:
-    out = np.zeros((audio.shape[0], length), dtype=np.float64)
-    n = min(length, audio.shape[1])
-    out[:, :n] = audio[:, :n]
-    return out
+        tokens = codec.encode(torch.from_numpy(padded).to(codec_device(codec)))  # (N, T)
+    return decode_tokens(codec, tokens[None], length)[0]
 
 
 def run_method(
@@ -105,7 +90,7 @@ def run_method(
     if result.oracle_index == result.chosen:
         oracle = np.asarray(result.raw_stems, np.float64)
     else:
-        oracle = decode_candidate(codec, result.tokens[result.oracle_index], stems.shape[1])
+        oracle = decode_tokens(codec, result.tokens[result.oracle_index][None], stems.shape[1])[0]
     picks = {
         "wiener": chosen,
         "ensemble": result.stems,

@@ -182,20 +182,12 @@ def _oracle(
     if index == int(separation.chosen) and options.consistency != "ensemble":
         candidate = stems
     else:
-        import torch
-
-        from latsep.models.separation import wiener_stems
-        from latsep.models.separation.pipeline import codec_device
+        from latsep.models.separation import decode_tokens, wiener_stems
 
         if index == int(separation.chosen):
             raw = np.asarray(separation.raw_stems, np.float64)
-        else:
-            tokens = separation.tokens[index].to(codec_device(codec))  # tokens live on the CPU
-            with torch.inference_mode():
-                decoded = codec.decode(tokens).detach().float().cpu().numpy()
-            raw = np.zeros((len(sources), len(mixture)), dtype=np.float64)  # (N, L)
-            decoded = decoded.reshape(len(sources), -1)[:, : len(mixture)]
-            raw[:, : decoded.shape[1]] = decoded
+        else:  # (N, L), decoded on the codec's device
+            raw = decode_tokens(codec, separation.tokens[index][None], len(mixture))[0]
         if options.consistency in ("wiener", "ensemble"):  # one candidate: its own masks
             candidate = np.asarray(wiener_stems(mixture.astype(np.float64), raw), np.float32)
         else:

@@ -5,6 +5,7 @@ from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_s
 from latsep.models.separation.engine import METHODS, PAIR_METHODS, separate
 from latsep.models.separation.pipeline import (
     WaveformSeparation,
+    decode_tokens,
     prior_context,
     separate_waveform,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "Codec",
     "Separation",
     "WaveformSeparation",
+    "decode_tokens",
     "mixture_error",
     "prior_context",
     "separate",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +95,11 @@ def bf16_is_fast(device: torch.device) -> bool:
     return device.type == "cpu" and bool(probe and probe())
 
 
-def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False) -> np.ndarray:
-    """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`.
+def decode_tokens(
+    codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False
+) -> np.ndarray:
+    """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`; the
+    tokens may live anywhere (they are moved to the codec's device).
 
     bf16: run the decoder under bf16 autocast on the codec's device (measured on a 2-core
     CPU with AVX512-BF16: 2.2× faster; on the trained default plain codec, 6 valid chunks per
@@ -105,7 +109,8 @@ def _decode(codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False)
     flat = tokens.reshape(c * n, t)
     out = np.zeros((c * n, length), dtype=np.float64)
     device = codec_device(codec)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+    # No autocast context at all in fp32: it refuses device types it does not know.
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     with torch.inference_mode(), autocast:
         for start in range(0, c * n, _DECODE_ROWS):
             rows = flat[start : start + _DECODE_ROWS].to(device)  # tokens live on the CPU
@@ -144,7 +149,7 @@ def separate_waveform(
     either: with search="sample" the candidates are posterior samples, whose consensus is
     steadier than any one of them; with "beam", the beams); "none" — the chosen candidate's
     raw decoded sources.
-    codec_bf16 runs the codec's encoder and decoder under bf16 autocast (see `_decode`; the
+    codec_bf16 runs the codec's encoder and decoder under bf16 autocast (see `decode_tokens`; the
     nearest-code search stays fp32: 0.7% of tokens differ from fp32 on valid audio, the same
     tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
     CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
@@ -205,7 +210,7 @@ def separate_waveform(
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
 
-    estimates = _decode(codec, tokens, length, codec_bf16)  # (C, N, L)
+    estimates = decode_tokens(codec, tokens, length, codec_bf16)  # (C, N, L)
     errors = mixture_error(mixture, estimates)
     chosen = int(np.argmin(errors))
     oracle_index, oracle_scores = None, None
