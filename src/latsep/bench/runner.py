@@ -250,7 +250,6 @@ def _measure(
         fields, returned = run_method(
             str(case.method),
             bundles[str(case.bundle)],
-            bundles[str(case.bundle)].codec,
             case.sources,
             stems,
             case.settings,
@@ -277,12 +276,11 @@ def _example_plot(
 ) -> None:
     """Spectrograms of the example chunk; separates it again when it came from the cache."""
     stems = _in_order(chunk, SOURCE_SETS[case.num_sources], case.sources)
+    bundle = bundles[str(case.bundle)]
     if estimates is None:
-        bundle = bundles[str(case.bundle)]
         _fields, estimates = run_method(
             str(case.method),
             bundle,
-            bundles[str(case.bundle)].codec,
             case.sources,
             stems,
             case.settings,
@@ -291,14 +289,14 @@ def _example_plot(
         )
     title = (
         f"{case.method}, {case.num_sources} sources, ensemble Wiener (the default)\n"
-        f"{chunk.song_id} at {chunk.start / bundles[str(case.bundle)].sample_rate:.1f} s"
+        f"{chunk.song_id} at {chunk.start / bundle.sample_rate:.1f} s"
     )
     spectrogram_plot(
         stems.sum(0),
         stems,
         estimates,
         case.sources,
-        bundles[str(case.bundle)].sample_rate,
+        bundle.sample_rate,
         title,
         path,
     )

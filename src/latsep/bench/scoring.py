@@ -53,7 +53,6 @@ def ceiling_estimate(codec: Any, stems: np.ndarray) -> np.ndarray:
 def run_method(
     method: str,
     bundle: Any,
-    codec: Any,
     sources: Sequence[str],
     stems: np.ndarray,
     settings: Any,
@@ -63,6 +62,7 @@ def run_method(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Separate one chunk (stems (N, L) in `sources` order; the mixture is their plain sum)
     and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
+    codec = bundle.codec
     mixture = stems.sum(0)
     sample_rate = int(bundle.sample_rate)
     priors = [bundle.prior(s) for s in sources]
