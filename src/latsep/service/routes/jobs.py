@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from latsep.jobs import JobRequest, SeparationOptions, fetch_job, queue_name
+from latsep.jobs import (
+    Consistency,
+    JobRequest,
+    Search,
+    SeparationOptions,
+    fetch_job,
+    queue_name,
+)
 from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
 from latsep.service.errors import bad_parameter, error_responses
 from latsep.service.schemas import KNOWN_METHODS, JobCreated, JobDeleted, JobPublic
@@ -68,7 +75,7 @@ async def submit_separation(
         ),
     ] = None,
     search: Annotated[
-        Literal["sample", "beam"] | None,
+        Search | None,
         Form(description="Default: the bundle's for the method, else `sample`."),
     ] = None,
     temperature: Annotated[
@@ -95,7 +102,7 @@ async def submit_separation(
         int | None, Form(ge=0, description="Same seed, same stems. Default: random, reported.")
     ] = None,
     consistency: Annotated[
-        Literal["wiener", "ensemble", "none"],
+        Consistency,
         Form(
             description="`ensemble` (default): Wiener masks from all candidates' mean power; "
             "`wiener`: masks from the most mixture-consistent candidate (both sum to the "
