@@ -161,3 +161,42 @@ def test_lq_budget_is_separate_from_the_plain_budget() -> None:
     assert training.budget_minutes("plain") == 30.0
     assert training.budget_minutes("lq") == 10.0
     assert CodecTraining(max_minutes=30.0).budget_minutes("lq") == 30.0
+
+
+def test_warm_start_continues_priors_and_adds_counts(trained: Path) -> None:
+    """`--init-from`: the bundle's codec as is, priors from its weights, counts accumulated."""
+    from latsep.models.train.checkpoint import read_state
+
+    shipped = trained / "out" / "plain"
+    args = ["train", "bundle", "--config", "tiny", "--bundle", "plain", "--no-progress"]
+    corpus = json.loads((shipped / "manifest.json").read_text())["provenance"]["corpus"]
+    args += ["--corpus", corpus]
+    args += ["--run-dir", str(trained / "warm-run"), "--out", str(trained / "warm-out")]
+    args += ["--init-from", str(shipped), "--threads", "1"]
+    assert main(args) == 0
+    before = load_bundles(trained / "out", device="cpu")["lass"]
+    after = load_bundles(trained / "warm-out", device="cpu")["lass"]
+    # The codec is the shipped one (no codec training: its tokens stay those of the tables).
+    for (name, old), new in zip(
+        before.codec.state_dict().items(), after.codec.state_dict().values(), strict=True
+    ):
+        assert torch.equal(old, new), name
+    assert not (trained / "warm-run" / "codec-plain").exists()
+    # Each prior started from the shipped weights and trained on.
+    state = read_state(trained / "warm-run" / "prior-plain-bass")
+    assert state is not None and state.extra["init_from"].startswith(str(shipped))
+    assert state.step == load_config("tiny").prior_training.steps
+    # Counts: the shipped table's triples plus the new crops' triples, per (a, b, y).
+    old_i, old_c = before.raw_tables["lass:bass+drums"][0]
+    new_i, new_c = after.raw_tables["lass:bass+drums"][0]
+    assert int(new_c.sum()) > int(old_c.sum())
+    k = before.num_tokens
+
+    def by_key(indices: torch.Tensor, counts: torch.Tensor) -> dict[int, int]:
+        keys = (indices[0] * k + indices[1]) * k + indices[2]
+        return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+
+    old_counts, new_counts = by_key(old_i, old_c), by_key(new_i, new_c)
+    assert all(new_counts.get(key, 0) >= count for key, count in old_counts.items())
+    provenance = json.loads((trained / "warm-out" / "plain" / "manifest.json").read_text())
+    assert provenance["provenance"]["init_from"]["plain"].startswith(str(shipped))

@@ -47,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--codec-minutes", type=float, default=None, help="codec budget only")
     parser.add_argument("--prior-minutes", type=float, default=None, help="prior budget only")
+    parser.add_argument(
+        "--init-from",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="BUNDLE",
+        help="warm start from a shipped bundle (repeat for plain and lq): its codec as is, "
+        "priors continued from its weights, new counts added to its tables",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=run)
 
@@ -73,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path("runs") / config.name
     out = args.out or Path("artifacts") / config.name
     pipeline = Pipeline(
-        config, args.corpus, run_dir, resolve_device(args.device), progress=not args.no_progress
+        config,
+        args.corpus,
+        run_dir,
+        resolve_device(args.device),
+        progress=not args.no_progress,
+        init_from=tuple(args.init_from),
     )
     kinds = (args.kind,) if args.kind else config.codec_kinds()
     bundles = [b for b in config.bundles if args.bundle in (None, b.name)]

@@ -85,6 +85,11 @@ class Bundle:
         stored = self.manifest.get("separation_defaults", {}).get(method, {})
         return dict(stored) if num_sources is None else defaults_for(stored, num_sources)
 
+    @property
+    def raw_tables(self) -> dict[str, Levels]:
+        """The stored raw counts: table name → levels of (indices (3, nnz), counts (nnz,))."""
+        return self._tables
+
     def prior(self, source: str) -> TransformerPrior:
         if source not in self._priors:
             raise BundleError(f"bundle {self.name} has no prior for {source!r}; has {self.sources}")

@@ -24,6 +24,7 @@ from latsep.models.train.budget import BudgetedRun, budget_seconds, budget_spent
 from latsep.models.train.checkpoint import RunState, load_checkpoint, save_checkpoint
 from latsep.models.train.config import CodecTraining, PipelineConfig
 from latsep.models.train.data import StemStore
+from latsep.models.train.schedule import run_share, warmup_cosine
 
 log = logging.getLogger(__name__)
 VALID_SEED = 12345
@@ -86,6 +87,10 @@ def train_codec(
         crops = torch.from_numpy(
             train.crops(rng, settings.batch_size, length, settings.gain_db)
         ).to(device)
+        # Cosine to 10 % by the end of the steps or the budget: a constant LR never settles.
+        share = run_share(state.step, settings.steps, state.elapsed_seconds, budget)
+        for group in optimizer.param_groups:
+            group["lr"] = warmup_cosine(settings.learning_rate, state.step, 0, share)
         losses = codec_step(codec, crops, settings, lq_weight, rng)
         optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()

@@ -39,13 +39,18 @@ def build_counts(
     device: torch.device,
     fit_sigma: bool = False,
     progress: bool = True,
+    initial: dict[str, list[COO]] | None = None,
 ) -> CountResult:
+    """Count `settings.crops` random train crops (plus `initial`, counts made earlier with the
+    same codec, e.g. a shipped bundle's tables); coverage of valid triples by the total."""
     if train.stems != plan.sources or valid.stems != plan.sources:
         raise ValueError("stores must hold exactly the plan's sources, in order")
     codec.eval()
     length = max(1, round(settings.crop_seconds * codec.sample_rate / codec.hop_length))
     length *= codec.hop_length
     counted = _count(codec, train, plan, settings, settings.crops, length, seed, device, progress)
+    if initial is not None:
+        counted.absorb(initial)
     held_out = _count(
         codec, valid, plan, settings, settings.valid_crops, length, seed + 1, device, False
     )

@@ -168,6 +168,19 @@ class TableCounter:
             out[marginal_table_name(names)] = [self.marginal.coo()]
         return out
 
+    def absorb(self, tables: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> None:
+        """Add counts counted earlier (a shipped bundle's tables, same plan and codec), so a
+        new count run accumulates onto them. Every table of the plan must be present."""
+        for name, counters in self.counters().items():
+            if name not in tables or len(tables[name]) != len(counters):
+                raise ValueError(f"earlier counts lack table {name} (or its levels)")
+            for counter, (indices, counts) in zip(counters, tables[name], strict=True):
+                indices = np.asarray(indices, dtype=np.int64)
+                _, d1, d2 = counter.shape
+                keys = (indices[0] * d1 + indices[1]) * d2 + indices[2]
+                counter._flush()
+                counter._combine(keys, np.asarray(counts, dtype=np.int64))
+
     def counters(self) -> dict[str, list[SparseCounter]]:
         names = self.plan.sources
         out = {pair_table_name((names[i], names[j])): [c] for (i, j), c in self.pairs.items()}

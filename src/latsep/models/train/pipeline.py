@@ -8,10 +8,16 @@ that ran out counts as done (its last checkpoint is used).
     run_root/tokens-<kind>/<source>.safetensors
     run_root/prior-<kind>-<source>/ checkpoint
     run_root/counts-<bundle>/       tables.safetensors + result.json
+
+Warm starts (`init_from`: shipped bundles) make training accumulate instead of starting from
+zero: a bundle's codec is taken as it is (training it further would change its tokens and
+orphan the bundle's priors and counts), each prior continues from the bundle's weights, and
+new counts are added to the bundle's tables.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import platform
@@ -24,10 +30,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from latsep.models.bundle import save_bundle
+from latsep.models.bundle import Bundle, load_bundle, save_bundle
 from latsep.models.codec import Codec
 from latsep.models.prior.transformer import TransformerPrior
-from latsep.models.train.checkpoint import read_state
+from latsep.models.train.checkpoint import RunState, read_state
 from latsep.models.train.codec_training import CodecRun, codec_run_dir, train_codec
 from latsep.models.train.config import BundleSpec, PipelineConfig
 from latsep.models.train.count_building import CountResult, build_counts
@@ -49,12 +55,24 @@ class Pipeline:
     run_root: Path
     device: torch.device
     progress: bool = True
+    init_from: tuple[Path, ...] = ()  # shipped bundles to warm-start from (one per codec kind)
 
     def __post_init__(self) -> None:
         self.corpus = Path(self.corpus)
         self.run_root = Path(self.run_root)
         self._stores: dict[str, StemStore] = {}
         self._codecs: dict[str, CodecRun] = {}
+        self._init: dict[str, tuple[Bundle, str]] = {}
+        for path in self.init_from:
+            bundle = load_bundle(path, self.device)
+            if bundle.codec_kind in self._init:
+                raise ValueError(f"two warm-start bundles with a {bundle.codec_kind} codec")
+            manifest_sha = hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()
+            self._init[bundle.codec_kind] = (bundle, manifest_sha[:12])
+
+    def warm_start(self, kind: str) -> tuple[Bundle, str] | None:
+        """The bundle (and its manifest's short sha) this codec kind starts from, if any."""
+        return self._init.get(kind)
 
     def store(self, split: str, stems: tuple[str, ...]) -> StemStore:
         if split not in self._stores:
@@ -70,6 +88,13 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------------
 
     def codec(self, kind: str) -> CodecRun:
+        start = self.warm_start(kind)
+        if kind not in self._codecs and start is not None:
+            bundle, sha = start
+            codec = bundle.codec.float().eval()
+            state = RunState(finished=True, extra={"init_from": f"{bundle.root}@{sha}"})
+            quality = bundle.manifest.get("quality", {}).get("codec", {})
+            self._codecs[kind] = CodecRun(codec, state, quality)
         if kind not in self._codecs:
             if kind == "lq" and self.config.codec_training.lq_init_from_plain:
                 self.codec("plain")  # the LQ codec starts from the finished plain one
@@ -88,7 +113,11 @@ class Pipeline:
         return self._codecs[kind]
 
     def codec_id(self, kind: str) -> str:
-        """Which codec checkpoint downstream caches were made with: kind and step."""
+        """Which codec checkpoint downstream caches were made with: kind and step, or the
+        warm-start bundle's manifest sha."""
+        start = self.warm_start(kind)
+        if start is not None:
+            return f"{kind}@bundle-{start[1]}"
         return f"{kind}@{self.codec(kind).state.step}"
 
     def prior(self, kind: str, source: str) -> PriorRun:
@@ -113,6 +142,10 @@ class Pipeline:
             }
             save_streams(token_path, streams, codec_id=codec_id)
         seed_everything(self.config.seed)
+        start = self.warm_start(kind)
+        init = None
+        if start is not None and source in start[0].sources:
+            init = {k: v.detach().cpu() for k, v in start[0].prior(source).state_dict().items()}
         return train_prior(
             self.config.prior,
             self.config.prior_training,
@@ -123,6 +156,8 @@ class Pipeline:
             progress=self.progress,
             name=f"prior-{kind}-{source}",
             tokens_from=codec_id,
+            init_weights=init,
+            init_from=None if start is None else f"{start[0].root}@{start[1]}",
         )
 
     def counts(self, spec: BundleSpec) -> CountResult:
@@ -133,16 +168,27 @@ class Pipeline:
             return cached
         codec = self.codec(spec.codec).codec
         plan = TablePlan(spec.sources, with_chain=spec.has_chain)
+        start = self.warm_start(spec.codec)
+        initial, seed = None, self.config.seed
+        if start is not None:
+            bundle, sha = start
+            initial = {
+                name: [(i.numpy(), c.numpy()) for i, c in levels]
+                for name, levels in bundle.raw_tables.items()
+                if name in plan.names()
+            }
+            seed += 1 + int(sha, 16) % 1_000_000  # new crops, not the bundle's again
         result = build_counts(
             codec,
             self.store("train", spec.sources),
             self.store("valid", spec.sources),
             plan,
             self.config.counts,
-            seed=self.config.seed,
+            seed=seed,
             device=self.device,
             fit_sigma=spec.codec == "lq",
             progress=self.progress,
+            initial=initial,
         )
         _save_counts(run_dir, result, codec_id)
         return result
@@ -194,6 +240,7 @@ class Pipeline:
             "device": str(self.device),
             "host": platform.node(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "init_from": {kind: f"{b.root}@{sha}" for kind, (b, sha) in self._init.items()},
             **extra,
         }
 

@@ -16,6 +16,7 @@ from latsep.models.prior.transformer import PriorConfig, TransformerPrior
 from latsep.models.train.budget import BudgetedRun, budget_seconds, budget_spent
 from latsep.models.train.checkpoint import RunState, load_checkpoint, save_checkpoint
 from latsep.models.train.config import PriorTraining
+from latsep.models.train.schedule import run_share, warmup_cosine
 from latsep.models.train.tokens import TokenStreams, sample_windows
 
 log = logging.getLogger(__name__)
@@ -40,20 +41,27 @@ def train_prior(
     progress: bool = True,
     name: str = "prior",
     tokens_from: str | None = None,
+    init_weights: dict[str, torch.Tensor] | None = None,
+    init_from: str | None = None,
 ) -> PriorRun:
     """Train (resume, or load when finished) a prior on streams["train"]; NLL on "valid".
 
     `tokens_from` identifies the codec checkpoint that made the streams; a run started on
-    another codec's tokens is refused rather than silently mixed.
+    another codec's tokens is refused rather than silently mixed. `init_weights` (a state
+    dict, e.g. a shipped bundle's prior, named by `init_from`) starts a new run from those
+    weights instead of from scratch; a run that has a checkpoint resumes from it instead.
     """
     torch.manual_seed(seed)
     prior = TransformerPrior(prior_config).to(device)
     optimizer = torch.optim.AdamW(
         prior.parameters(), lr=settings.learning_rate, betas=(0.9, 0.95), weight_decay=0.01
     )
-    state = load_checkpoint(run_dir, prior, optimizer) or RunState(
-        extra={"tokens_from": tokens_from}
-    )
+    state = load_checkpoint(run_dir, prior, optimizer)
+    if state is None:
+        state = RunState(extra={"tokens_from": tokens_from})
+        if init_weights is not None:
+            prior.load_state_dict({k: v.float() for k, v in init_weights.items()})
+            state.extra["init_from"] = init_from
     recorded = state.extra.get("tokens_from")
     if tokens_from is not None and recorded is not None and recorded != tokens_from:
         raise RuntimeError(
@@ -80,7 +88,7 @@ def train_prior(
         rng = np.random.default_rng([seed, state.step])
         windows = sample_windows(train_songs, rng, settings.batch_size, length).to(device)
         for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(settings, state.step)
+            group["lr"] = _learning_rate(settings, state.step, state.elapsed_seconds, budget)
         loss = prior.loss(windows)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,9 +144,7 @@ def _validate_and_save(prior, valid_songs, settings, length, state, optimizer, r
     save_checkpoint(run_dir, prior, optimizer, state)
 
 
-def _learning_rate(settings: PriorTraining, step: int) -> float:
-    """Linear warm-up, then cosine decay to 10 %."""
-    if step < settings.warmup_steps:
-        return settings.learning_rate * (step + 1) / settings.warmup_steps
-    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
-    return settings.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1))))
+def _learning_rate(settings: PriorTraining, step: int, elapsed: float, budget: float) -> float:
+    """Linear warm-up, then cosine decay to 10 % by the end of the steps or of the budget."""
+    share = run_share(step, settings.steps, elapsed, budget)
+    return warmup_cosine(settings.learning_rate, step, settings.warmup_steps, share)
