@@ -122,6 +122,12 @@ class BenchConfig:
     seed: int = 0
     device: str = "cpu"
     split: str = "test"
+    # Held-out conditions: every chunk's stems scaled by level_db (the models must not care
+    # at what level a song arrives); backoff: the count tables' β instead of the bundle's;
+    # level_norm False: encode the mixture as it comes (the ablation of level normalisation).
+    level_db: float = 0.0
+    backoff: float | None = None
+    level_norm: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

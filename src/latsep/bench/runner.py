@@ -138,6 +138,9 @@ def run_bench(
         "split": config.split,
         "seconds": config.seconds,
         "seed": config.seed,
+        "level_db": config.level_db,
+        "backoff": config.backoff,
+        "level_norm": config.level_norm,
     }
     cases, skipped = plan_cases(
         bundles,
@@ -177,6 +180,7 @@ def run_bench(
             status = "cached"
             if record is None:
                 stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
+                stems = stems * 10.0 ** (config.level_db / 20.0)
                 fields, returned = _measure(case, chunk, stems, config, by_name, separate)
                 if case is example and i == 0:
                     example_stems = returned
@@ -255,6 +259,8 @@ def _measure(
             case.settings,
             seed,
             separate=separate,
+            backoff=config.backoff,
+            level_norm=config.level_norm,
         )
         return {"seed": seed, **fields}, returned
     if case.kind == CEILING:
@@ -276,6 +282,7 @@ def _example_plot(
 ) -> None:
     """Spectrograms of the example chunk; separates it again when it came from the cache."""
     stems = _in_order(chunk, SOURCE_SETS[case.num_sources], case.sources)
+    stems = stems * 10.0 ** (config.level_db / 20.0)
     bundle = bundles[str(case.bundle)]
     if estimates is None:
         _fields, estimates = run_method(
@@ -286,6 +293,8 @@ def _example_plot(
             case.settings,
             chunk_seed(config.seed, chunk),
             separate=separate,
+            backoff=config.backoff,
+            level_norm=config.level_norm,
         )
     title = (
         f"{case.method}, {case.num_sources} sources, ensemble Wiener (the default)\n"

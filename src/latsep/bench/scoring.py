@@ -59,6 +59,8 @@ def run_method(
     seed: int,
     *,
     separate: SeparateFn = separate_waveform,
+    backoff: float | None = None,
+    level_norm: bool = True,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Separate one chunk (stems (N, L) in `sources` order; the mixture is their plain sum)
     and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
@@ -66,7 +68,7 @@ def run_method(
     mixture = stems.sum(0)
     sample_rate = int(bundle.sample_rate)
     priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(method, tuple(sources))
+    likelihood = bundle.likelihood(method, tuple(sources), backoff=backoff)
     start = time.perf_counter()
     result = separate(
         method,
@@ -82,6 +84,7 @@ def run_method(
         seed=seed,
         consistency="ensemble",
         references=stems,
+        stem_level_dbfs=bundle.stem_level_dbfs if level_norm else None,
     )
     seconds = time.perf_counter() - start  # the separation call alone
     # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
@@ -91,6 +94,7 @@ def run_method(
         oracle = np.asarray(result.raw_stems, np.float64)
     else:
         oracle = decode_tokens(codec, result.tokens[result.oracle_index][None], stems.shape[1])[0]
+        oracle = oracle / result.input_gain  # back to the chunk's level
     picks = {
         "wiener": chosen,
         "ensemble": result.stems,

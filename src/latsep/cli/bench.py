@@ -47,6 +47,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")
+    parser.add_argument(
+        "--level-db",
+        type=float,
+        default=0.0,
+        help="scale every chunk by this gain: a held-out level condition (0)",
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=None,
+        metavar="BETA",
+        help="count-table backoff strength instead of the bundle's (0: off)",
+    )
+    parser.add_argument(
+        "--no-level-norm",
+        action="store_true",
+        help="encode mixtures as they come (ablation of level normalisation)",
+    )
     parser.add_argument("--quick", action="store_true", help="4 chunks: a smoke run")
     parser.set_defaults(handler=run)
 
@@ -77,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
         device=args.device,
+        level_db=args.level_db,
+        backoff=args.backoff,
+        level_norm=not args.no_level_norm,
     )
     began = time.perf_counter()
     try:

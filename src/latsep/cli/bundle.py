@@ -65,6 +65,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     tune.set_defaults(handler=run_set_defaults)
 
+    likelihood = actions.add_parser(
+        "set-likelihood", help="record the count tables' tuned backoff strength in the manifest"
+    )
+    likelihood.add_argument("bundle_dir", type=Path)
+    likelihood.add_argument(
+        "--backoff", type=float, required=True, metavar="BETA", help="β > 0, or 0 for off"
+    )
+    likelihood.set_defaults(handler=run_set_likelihood)
+
 
 def run_show(args: argparse.Namespace) -> int:
     from latsep.models.bundle import BundleError
@@ -89,6 +98,7 @@ def run_show(args: argparse.Namespace) -> int:
         "tables": {name: entry.get("nnz") for name, entry in manifest["tables"].items()},
         "weights": manifest.get("weights", {"dtype": "float32"}),
         "separation_defaults": manifest.get("separation_defaults", {}),
+        "likelihood": manifest.get("likelihood", {}),
         "bytes": {"total": sum(files.values()), **files},
     }
     print(json.dumps(summary, indent=2))
@@ -115,4 +125,16 @@ def run_set_defaults(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"bundle": str(args.bundle_dir), "method": args.method, **defaults}))
+    return 0
+
+
+def run_set_likelihood(args: argparse.Namespace) -> int:
+    from latsep.models.bundle import BundleError, set_likelihood
+
+    try:
+        likelihood = set_likelihood(args.bundle_dir, backoff=args.backoff)
+    except (BundleError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"bundle": str(args.bundle_dir), "likelihood": likelihood}))
     return 0

@@ -91,6 +91,7 @@ def run(
         consistency=used.consistency,
         references=refs,
         progress=lambda f: report(_DECODE + _SEPARATE * float(f), "separating"),
+        stem_level_dbfs=bundle.stem_level_dbfs,
     )
     timings["separate_s"] = time.perf_counter() - start
     stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L)
@@ -188,6 +189,7 @@ def _oracle(
             raw = np.asarray(separation.raw_stems, np.float64)
         else:  # (N, L), decoded on the codec's device
             raw = decode_tokens(codec, separation.tokens[index][None], len(mixture))[0]
+            raw = raw / separation.input_gain  # back to the upload's level
         if options.consistency in ("wiener", "ensemble"):  # one candidate: its own masks
             candidate = np.asarray(wiener_stems(mixture.astype(np.float64), raw), np.float32)
         else:

@@ -9,7 +9,12 @@ from latsep.models.bundle.manifest import (
     METHODS_BY_KIND,
     BundleError,
 )
-from latsep.models.bundle.store import load_bundle, save_bundle, set_separation_defaults
+from latsep.models.bundle.store import (
+    load_bundle,
+    save_bundle,
+    set_likelihood,
+    set_separation_defaults,
+)
 
 __all__ = [
     "ALL_METHODS",
@@ -22,5 +27,6 @@ __all__ = [
     "load_bundle",
     "load_bundles",
     "save_bundle",
+    "set_likelihood",
     "set_separation_defaults",
 ]

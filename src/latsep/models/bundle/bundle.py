@@ -13,12 +13,14 @@ from latsep.models.bundle.defaults import defaults_for
 from latsep.models.bundle.manifest import BundleError, split_table_name
 from latsep.models.codec import Codec
 from latsep.models.likelihood import (
+    Backoff,
     ChainLikelihood,
     CountLikelihood,
     GaussianLikelihood,
     MarginalLikelihood,
 )
 from latsep.models.prior.transformer import TransformerPrior
+from latsep.models.separation.pipeline import NOMINAL_STEM_DBFS
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
 TWO_SOURCE_METHODS = ("lass", "lqvae", "hybrid")
@@ -42,7 +44,7 @@ class Bundle:
         self._priors = priors
         self._tables = tables
         self.device = device
-        self._cache: dict[tuple[str, tuple[str, ...], float], Any] = {}
+        self._cache: dict[tuple[str, tuple[str, ...], float, float], Any] = {}
 
     @property
     def name(self) -> str:
@@ -75,6 +77,17 @@ class Bundle:
     @property
     def default_smoothing(self) -> float:
         return float(self.manifest.get("likelihood", {}).get("default_smoothing", 0.0))
+
+    @property
+    def stem_level_dbfs(self) -> float:
+        """The active-RMS level of one stem the models were trained around (uploads are
+        brought to it before encoding); bundles that do not record it used the corpus's."""
+        return float(self.manifest["codec"].get("stem_level_dbfs", NOMINAL_STEM_DBFS))
+
+    @property
+    def default_backoff(self) -> float:
+        """Backoff strength β of the count tables (0: plain additive smoothing)."""
+        return float(self.manifest.get("likelihood", {}).get("backoff") or 0.0)
 
     def separation_defaults(self, method: str, num_sources: int | None = None) -> dict[str, Any]:
         """Tuned defaults for `method` (any of num_candidates, temperature, top_k,
@@ -121,21 +134,40 @@ class Bundle:
         )
 
     def likelihood(
-        self, method: str, sources: Sequence[str], smoothing: float | None = None
+        self,
+        method: str,
+        sources: Sequence[str],
+        smoothing: float | None = None,
+        backoff: float | None = None,
     ) -> Any:
-        """The engine's likelihood object for `method` with sources in the given order."""
+        """The engine's likelihood object for `method` with sources in the given order.
+
+        smoothing / backoff (β; 0 turns it off) override the manifest's. Backoff applies to
+        the joint count tables (lass, hybrid, every level of mlass-bp's chain): the
+        "product" form for a pair, the "mixture" form for a chain of three or more sources,
+        whose forward messages would cost K³ per candidate in the product form.
+        """
         sources = tuple(sources)
         stored = self.canonical_order(method, sources)
         s = self.default_smoothing if smoothing is None else float(smoothing)
-        key = (method, sources, s)
+        beta = self.default_backoff if backoff is None else float(backoff)
+        key = (method, sources, s, beta)
         if key not in self._cache:
-            self._cache[key] = self._build(method, sources, stored, s)
+            self._cache[key] = self._build(method, sources, stored, s, beta)
         return self._cache[key]
 
     def _build(
-        self, method: str, sources: tuple[str, ...], stored: tuple[str, ...], smoothing: float
+        self,
+        method: str,
+        sources: tuple[str, ...],
+        stored: tuple[str, ...],
+        smoothing: float,
+        beta: float,
     ) -> Any:
         k = self.num_tokens
+        backoff = None
+        if beta > 0:
+            backoff = Backoff(beta, "product" if len(sources) == 2 else "mixture")
         if method == "lqvae":
             sigma = float(self.manifest["likelihood"]["gaussian_sigma"])
             return GaussianLikelihood(self.codec.codebook.detach().cpu(), sigma)
@@ -144,9 +176,11 @@ class Bundle:
             if sources != stored:
                 indices = indices[[1, 0, 2]]  # swap z1 and z2
             if method in ("lass", "hybrid"):
-                return CountLikelihood.from_sparse(indices, counts, k, smoothing)
+                return CountLikelihood.from_sparse(indices, counts, k, smoothing, backoff=backoff)
             if method == "mlass-bp":
-                return ChainLikelihood.from_sparse([indices], [counts], k, smoothing)
+                return ChainLikelihood.from_sparse(
+                    [indices], [counts], k, smoothing, backoff=backoff
+                )
             # p(y | z_i) from the pair table: sum out the other source.
             marginal = torch.cat(
                 [
@@ -173,7 +207,7 @@ class Bundle:
             first, first_counts = levels[0]
             levels = [(first[[1, 0, 2]], first_counts), *levels[1:]]
         return ChainLikelihood.from_sparse(
-            [i for i, _ in levels], [c for _, c in levels], k, smoothing
+            [i for i, _ in levels], [c for _, c in levels], k, smoothing, backoff=backoff
         )
 
     def _table_keys(self) -> list[tuple[str, tuple[str, ...]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -46,6 +47,7 @@ def save_bundle(
     provenance: Mapping[str, Any] | None = None,
     quality: Mapping[str, Any] | None = None,
     separation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    backoff: float = 0.0,
     weights_dtype: str = "float16",
     overwrite: bool = False,
 ) -> Path:
@@ -54,8 +56,10 @@ def save_bundle(
     `separation_defaults`: per method, any of num_candidates, temperature, top_k,
     likelihood_weight, search (see latsep.models.bundle.defaults). `weights_dtype`:
     "float16" (half the bytes; the quantizer stays fp32) or "float32" (bit-exact).
+    `backoff`: the count tables' backoff strength β (0: additive smoothing only).
     """
     path = Path(path)
+    check_backoff(backoff)
     if weights_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype is one of {sorted(WEIGHT_DTYPES)}; got {weights_dtype!r}")
     methods = list(served_methods(codec_kind, list(tables)))
@@ -104,6 +108,7 @@ def save_bundle(
             "likelihood": {
                 "gaussian_sigma": gaussian_sigma,
                 "default_smoothing": DEFAULT_SMOOTHING,
+                "backoff": float(backoff),
             },
             "methods": methods,
             "weights": {"dtype": weights_dtype, "float32": list(FP32_PREFIXES)},
@@ -183,6 +188,10 @@ def load_bundle(
                 f"bundle {root}: table {table_name} has {nnz} entries, manifest says "
                 f"{entry.get('nnz')}"
             )
+    try:
+        check_backoff(manifest.get("likelihood", {}).get("backoff") or 0.0)
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     if "lqvae" in manifest["methods"]:
         sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
         if not isinstance(sigma, int | float) or not sigma > 0:
@@ -239,6 +248,29 @@ def set_separation_defaults(
     staging.chmod(0o644)
     os.replace(staging, root / MANIFEST)
     return dict(checked.get(method, {}))
+
+
+def check_backoff(value: Any) -> float:
+    """β is a finite number >= 0 (0: off); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"backoff must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+def set_likelihood(path: str | Path, *, backoff: float) -> dict[str, Any]:
+    """Record a tuned backoff strength in a bundle's manifest (validated first, replaced
+    atomically; weights and tables untouched); returns the manifest's likelihood entry."""
+    root = Path(path)
+    manifest = _read_manifest(root)
+    validate_manifest(manifest, root, sample_rate=None)
+    likelihood = dict(manifest.get("likelihood", {}))
+    likelihood["backoff"] = check_backoff(backoff)
+    manifest["likelihood"] = likelihood
+    staging = root / f".{MANIFEST}.tmp"
+    staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    staging.chmod(0o644)
+    os.replace(staging, root / MANIFEST)
+    return likelihood
 
 
 def _read_manifest(root: Path) -> Any:

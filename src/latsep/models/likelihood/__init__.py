@@ -1,5 +1,6 @@
 """Likelihoods p(mixture token | source tokens), built from raw counts or a codebook."""
 
+from latsep.models.likelihood.backoff import Backoff, BackoffTable
 from latsep.models.likelihood.chain import ChainLikelihood
 from latsep.models.likelihood.count import CountLikelihood
 from latsep.models.likelihood.count_table import CountTable, SparseCounts
@@ -8,6 +9,8 @@ from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.likelihood.pair_slice import PairSlice
 
 __all__ = [
+    "Backoff",
+    "BackoffTable",
     "ChainLikelihood",
     "CountLikelihood",
     "CountTable",

@@ -12,16 +12,29 @@ from collections.abc import Sequence
 
 import torch
 
+from latsep.models.likelihood.backoff import Backoff, BackoffTable
 from latsep.models.likelihood.count_table import CountTable, SparseCounts, as_sparse_counts
 
 
 class ChainLikelihood:
-    """n - 1 levels of raw count tables (dense (K, K, K) or `SparseCounts`) for n sources."""
+    """n - 1 levels of raw count tables (dense (K, K, K) or `SparseCounts`) for n sources.
 
-    def __init__(self, levels: Sequence[object], smoothing: float = 0.0) -> None:
+    `backoff` (keyword only) interpolates every level with its backoff distribution (see
+    likelihood/backoff.py); with three or more sources use the "mixture" kind, whose
+    forward messages cost (C, K) × (K, K) products (the "product" kind costs K³ a row).
+    """
+
+    def __init__(
+        self, levels: Sequence[object], smoothing: float = 0.0, *, backoff: Backoff | None = None
+    ) -> None:
         if len(levels) < 1:
             raise ValueError("a chain needs at least one level (two sources)")
-        self.levels = [CountTable(as_sparse_counts(level), smoothing) for level in levels]
+        self.levels: list[CountTable] = [
+            CountTable(as_sparse_counts(level), smoothing)
+            if backoff is None
+            else BackoffTable(as_sparse_counts(level), smoothing, backoff)
+            for level in levels
+        ]
         sizes = {level.num_tokens for level in self.levels}
         if len(sizes) != 1:
             raise ValueError(f"all levels must share K; got {sorted(sizes)}")
@@ -33,11 +46,14 @@ class ChainLikelihood:
         counts: torch.Tensor | Sequence[torch.Tensor],
         num_tokens: int,
         smoothing: float = 0.0,
+        *,
+        backoff: Backoff | None = None,
     ) -> ChainLikelihood:
         """indices (n_levels, 3, nnz) or a list of (3, nnz_l); counts (n_levels, nnz) or a list."""
         return cls(
             [SparseCounts(i, c, num_tokens) for i, c in zip(indices, counts, strict=True)],
             smoothing,
+            backoff=backoff,
         )
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from latsep.models.likelihood.backoff import Backoff, BackoffTable
 from latsep.models.likelihood.count_table import CountTable, SparseCounts, as_sparse_counts
 from latsep.models.likelihood.pair_slice import PairSlice
 
@@ -14,12 +15,23 @@ class CountLikelihood:
     `counts` are raw counts: a dense (K, K, K) tensor/array, or `SparseCounts` (use
     `from_sparse` for the COO form the count builder writes). Pairs never seen with
     smoothing 0 are impossible (probability 0 for every y).
+
+    `backoff` (keyword only) replaces additive smoothing by interpolation with a backoff
+    distribution built from the table's marginals (see likelihood/backoff.py); `smoothing`
+    then smooths those marginals.
     """
 
     num_sources = 2
 
-    def __init__(self, counts: object, smoothing: float = 0.0) -> None:
-        self.table = CountTable(as_sparse_counts(counts), smoothing)
+    def __init__(
+        self, counts: object, smoothing: float = 0.0, *, backoff: Backoff | None = None
+    ) -> None:
+        sparse = as_sparse_counts(counts)
+        self.table = (
+            CountTable(sparse, smoothing)
+            if backoff is None
+            else BackoffTable(sparse, smoothing, backoff)
+        )
 
     @classmethod
     def from_dense(cls, counts: object, smoothing: float = 0.0) -> CountLikelihood:
@@ -27,10 +39,16 @@ class CountLikelihood:
 
     @classmethod
     def from_sparse(
-        cls, indices: torch.Tensor, counts: torch.Tensor, num_tokens: int, smoothing: float = 0.0
+        cls,
+        indices: torch.Tensor,
+        counts: torch.Tensor,
+        num_tokens: int,
+        smoothing: float = 0.0,
+        *,
+        backoff: Backoff | None = None,
     ) -> CountLikelihood:
         """indices (3, nnz) rows [z1, z2, y]; counts (nnz,); duplicates are summed."""
-        return cls(SparseCounts(indices, counts, num_tokens), smoothing)
+        return cls(SparseCounts(indices, counts, num_tokens), smoothing, backoff=backoff)
 
     @property
     def num_tokens(self) -> int:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from latsep.models.data.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
@@ -25,6 +26,12 @@ from latsep.models.separation.engine import separate
 logger = logging.getLogger(__name__)
 
 CONSISTENCIES = ("wiener", "ensemble", "none")
+# The level the models were trained around, per stem: the corpus renders stems at −26 to −16
+# dBFS active RMS (±6 dB more in training); the median of its valid chunks is −22.5 dBFS,
+# so the mean of n sources sits near −22.5 − 10·log10(n) (−25.5 dBFS measured for 2 sources,
+# −27.0 for 3). Uploads come at any level; tokens depend on it.
+NOMINAL_STEM_DBFS = -22.5
+_MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 _DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
 
@@ -36,7 +43,8 @@ class WaveformSeparation:
     chosen: its index, the most mixture-consistent candidate; candidate_consistency (C,):
     ‖y - Σ x̂_i‖² / ‖y‖² (lower is better); oracle_index: best-of-N by mean SI-SDR against
     references (an *oracle*, needs the references; None without them); oracle_si_sdr (C,)
-    or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,)."""
+    or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,). Tokens decode at the
+    level the models saw: divide what `decode_tokens` gives by input_gain."""
 
     stems: np.ndarray
     raw_stems: np.ndarray
@@ -47,6 +55,7 @@ class WaveformSeparation:
     tokens: torch.Tensor
     log_scores: torch.Tensor
     fallback_steps: torch.Tensor
+    input_gain: float = 1.0  # the mixture was scaled by it before encoding: decode / gain
 
 
 def prior_context(priors: Sequence[Prior]) -> int | None:
@@ -120,6 +129,21 @@ def decode_tokens(
     return out.reshape(c, n, length)
 
 
+def level_gain(mixture: np.ndarray, num_sources: int, stem_dbfs: float | None) -> float:
+    """The gain that brings the mean of the sources (mixture / n) to the nominal level of a
+    mean of n stems at `stem_dbfs` (active RMS); 1 when None or the mixture is silent."""
+    if stem_dbfs is None:
+        return 1.0
+    level = active_rms(mixture / num_sources)
+    if level <= 0.0:
+        return 1.0
+    target_db = stem_dbfs - 10.0 * np.log10(num_sources)
+    gain_db = float(
+        np.clip(target_db - 20.0 * np.log10(level), -_MAX_LEVEL_GAIN_DB, _MAX_LEVEL_GAIN_DB)
+    )
+    return float(10.0 ** (gain_db / 20.0))
+
+
 def separate_waveform(
     method: str,
     codec: Codec,
@@ -139,6 +163,7 @@ def separate_waveform(
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
     codec_bf16: bool | None = None,
+    stem_level_dbfs: float | None = None,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
@@ -153,6 +178,11 @@ def separate_waveform(
     nearest-code search stays fp32: 0.7% of tokens differ from fp32 on valid audio, the same
     tokens the bundle's count tables were built with); None: where bf16 is fast (CUDA, or a
     CPU with AVX512-BF16 — elsewhere CPU bf16 is emulated, slower).
+    stem_level_dbfs: the models see the mixture scaled so that mixture / N sits at the level
+    a mean of N stems of this level had in training (see `level_gain`; a bundle knows its
+    own, `Bundle.stem_level_dbfs`). None: the mixture as uploaded.
+    The decoded sources are scaled back, the masks are scale-free: the stems still sum to
+    the mixture as given.
     """
     device = codec_device(codec)  # a GPU codec wants GPU input
     if codec_bf16 is None:
@@ -168,9 +198,10 @@ def separate_waveform(
         if references.shape != (n, length):
             raise ValueError(f"references must be (N, L) = ({n}, {length})")
 
+    gain = level_gain(mixture, n, stem_level_dbfs)
     hop = int(codec.hop_length)
     padded = np.zeros(-(-length // hop) * hop, dtype=np.float32)
-    padded[:length] = mixture / n  # the models see the mean of the sources
+    padded[:length] = gain * mixture / n  # the models see the mean of the sources
     with torch.inference_mode():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=codec_bf16):
             mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
@@ -210,7 +241,7 @@ def separate_waveform(
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
 
-    estimates = decode_tokens(codec, tokens, length, codec_bf16)  # (C, N, L)
+    estimates = decode_tokens(codec, tokens, length, codec_bf16) / gain  # (C, N, L)
     errors = mixture_error(mixture, estimates)
     chosen = int(np.argmin(errors))
     oracle_index, oracle_scores = None, None
@@ -236,4 +267,5 @@ def separate_waveform(
         tokens=tokens,
         log_scores=scores,
         fallback_steps=fallback,
+        input_gain=gain,
     )

@@ -91,12 +91,17 @@ class BundleSpec:
     # (num_candidates, temperature, top_k, likelihood_weight, search): tuned on the valid
     # split and written into the bundle's manifest.
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Backoff strength β of the joint count tables (0: additive smoothing only); tuned on
+    # the valid split like the defaults, recorded in the manifest's likelihood entry.
+    backoff: float = 0.0
 
     def __post_init__(self) -> None:
         if self.codec not in CODEC_KINDS:
             raise ValueError(f"bundle codec must be one of {CODEC_KINDS}; got {self.codec!r}")
         if len(self.sources) < 2 or len(set(self.sources)) != len(self.sources):
             raise ValueError("a bundle needs at least two distinct sources")
+        if not 0 <= self.backoff < float("inf"):
+            raise ValueError(f"[[bundles]] {self.name!r}: backoff must be finite and >= 0")
         # save_bundle checks these again; checking them here fails a config with a typo in
         # its defaults at load time instead of after hours of training.
         try:
@@ -186,6 +191,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
                 codec=b["codec"],
                 sources=tuple(b["sources"]),
                 defaults=_copied(b.get("defaults", {})),
+                backoff=float(b.get("backoff", 0.0)),
             )
             for b in data.pop("bundles", [])
         ),
@@ -196,7 +202,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
 
 
 def _known_bundle_keys(entry: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(entry) - {"name", "codec", "sources", "defaults"}
+    unknown = set(entry) - {"name", "codec", "sources", "defaults", "backoff"}
     if unknown:
         raise ValueError(f"unknown [[bundles]] keys: {sorted(unknown)}")
     return entry

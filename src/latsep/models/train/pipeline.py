@@ -226,6 +226,7 @@ class Pipeline:
             provenance=provenance,
             quality=quality,
             separation_defaults=spec.defaults or None,
+            backoff=spec.backoff,
             overwrite=True,
         )
 
