@@ -242,3 +242,57 @@ def test_window_validation_and_context():
         separate_waveform(
             "lass", LatticeCodec(8), priors, CountLikelihood(counts), np.ones(20), consistency="x"
         )
+
+
+def test_level_normalisation_brings_the_mean_to_the_nominal_level():
+    from latsep.models.data.levels import active_rms
+    from latsep.models.separation.pipeline import level_gain
+
+    rng = np.random.default_rng(0)
+    mixture = rng.standard_normal(22050) * 10 ** (-50 / 20)  # a very quiet upload
+    for n in (2, 3):
+        gain = level_gain(mixture, n, -22.5)
+        level = 20 * np.log10(active_rms(gain * mixture / n))
+        assert level == pytest.approx(-22.5 - 10 * np.log10(n), abs=1e-6)
+    assert level_gain(mixture, 2, None) == 1.0
+    assert level_gain(np.zeros(100), 2, -22.5) == 1.0  # silence: nothing to scale
+    assert level_gain(mixture * 1e-6, 2, -22.5) == pytest.approx(100.0)  # at most +40 dB
+
+
+def test_separation_does_not_depend_on_the_upload_level():
+    """With level normalisation the models see the same tokens at any input level; the
+    stems scale with the upload and still sum to it."""
+    k = 16
+    priors, sources = lattice_problem(2, k, length=30, seed=1)
+    counts = torch.zeros(k, k, k)
+    for a in range(0, k, 2):
+        for b in range(0, k, 2):
+            counts[a, b, (a + b) // 2] = 1.0
+
+    class ScaledLattice(LatticeCodec):  # integer codes live at 1/100 of full scale
+        def encode(self, audio):
+            return super().encode(audio * 100.0)
+
+        def decode(self, tokens):
+            return super().decode(tokens) / 100.0
+
+    def run(gain):
+        return separate_waveform(
+            "lass",
+            ScaledLattice(k),
+            priors,
+            CountLikelihood(counts, 0.0),
+            gain * sources.sum(0) / 100.0,
+            num_candidates=4,
+            seed=5,
+            stem_level_dbfs=-30.0,
+            references=gain * sources / 100.0,
+        )
+
+    nominal, loud = run(1.0), run(8.0)
+    assert torch.equal(nominal.tokens, loud.tokens)
+    assert loud.input_gain == pytest.approx(nominal.input_gain / 8.0)
+    np.testing.assert_allclose(loud.stems, 8.0 * nominal.stems, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loud.stems.sum(0), 8.0 * sources.sum(0) / 100.0, atol=1e-4)
+    np.testing.assert_allclose(loud.raw_stems, 8.0 * nominal.raw_stems, rtol=1e-5)
+    assert loud.oracle_index == nominal.oracle_index

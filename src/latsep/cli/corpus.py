@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -34,6 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parallel songs (default: all cores)",
     )
     build.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
+    build.add_argument(
+        "--heldout-soundfont",
+        default=None,
+        metavar="NAME",
+        help="build only the test split, rendered with this soundfont (e.g. GMbank, which no "
+        "split of the corpus uses): the same pieces in a timbre the models never heard",
+    )
     build.set_defaults(handler=_build)
 
     stats = commands.add_parser("stats", help="hours and stem levels per split, as JSON")
@@ -55,6 +63,12 @@ def _build(args: argparse.Namespace) -> int:
         print("--minutes must be positive and --workers at least 1", file=sys.stderr)
         return 2
     config = BuildConfig.from_minutes(args.minutes, seed=args.seed)
+    if args.heldout_soundfont:
+        config = dataclasses.replace(
+            config,
+            target_seconds={"test": config.target_seconds["test"]},
+            soundfonts={**config.soundfonts, "test": (args.heldout_soundfont,)},
+        )
     total = sum(config.target_seconds.values()) / 60.0
     began = time.monotonic()
     bar_format = (

@@ -16,6 +16,9 @@ SOUNDFONTS: dict[str, Path] = {
     "FluidR3_GM": Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
     "TimGM6mb": Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
     "MuseScore_General_Lite": Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"),
+    # Never in the corpus: for held-out evaluation sets (`latsep corpus build
+    # --heldout-soundfont GMbank`); csound-soundfont.
+    "GMbank": Path("/usr/share/sounds/sf2/sf_GMbank.sf2"),
 }
 DRUM_BANK = 128  # GM percussion presets live in bank 128
 _PHDR_RECORD = struct.Struct(
@@ -31,7 +34,7 @@ def soundfont_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
             f"soundfont {name} not found at {path}; install fluid-soundfont-gm, "
-            "timgm6mb-soundfont and musescore-general-soundfont-small"
+            "timgm6mb-soundfont, musescore-general-soundfont-small and csound-soundfont"
         )
     return path
 

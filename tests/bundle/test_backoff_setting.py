@@ -1,0 +1,61 @@
+"""The count tables' backoff strength in the manifest: off by default, recorded by
+`latsep bundle set-likelihood`, checked at load, and what every count method's likelihood uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_bundle import make_bundle
+
+from latsep.cli import main
+from latsep.models.bundle import BundleError, load_bundle, set_likelihood
+from latsep.models.likelihood import BackoffTable
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    return make_bundle(tmp_path / "plain")
+
+
+def test_backoff_is_off_until_set_then_used_by_the_count_methods(plain: Path) -> None:
+    bundle = load_bundle(plain, device="cpu")
+    assert bundle.default_backoff == 0.0
+    assert not isinstance(bundle.likelihood("lass", ("bass", "drums")).table, BackoffTable)
+    assert set_likelihood(plain, backoff=16.0)["backoff"] == 16.0
+    bundle = load_bundle(plain, device="cpu")
+    lass = bundle.likelihood("lass", ("bass", "drums")).table
+    assert isinstance(lass, BackoffTable) and lass.backoff.strength == 16.0
+    assert lass.backoff.kind == "product"
+    chain = bundle.likelihood("mlass-bp", ("bass", "drums", "other"))
+    assert all(level.backoff.kind == "mixture" for level in chain.levels)  # forward messages
+    pair_chain = bundle.likelihood("mlass-bp", ("bass", "drums"))  # = lass, exactly
+    a, b, y = (torch.arange(8) % 4 for _ in range(3))
+    torch.testing.assert_close(
+        pair_chain.log_prob(torch.stack([a, b], 1), y),
+        bundle.likelihood("lass", ("bass", "drums")).log_prob(a, b, y),
+    )
+    # An explicit override wins; 0 turns it off.
+    off = bundle.likelihood("lass", ("bass", "drums"), backoff=0.0)
+    assert not isinstance(off.table, BackoffTable)
+
+
+def test_bad_backoff_values_are_refused(plain: Path) -> None:
+    with pytest.raises(ValueError, match="backoff"):
+        set_likelihood(plain, backoff=-1.0)
+    manifest_path = plain / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["likelihood"]["backoff"] = "lots"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="backoff"):
+        load_bundle(plain, device="cpu")
+
+
+def test_cli_set_likelihood_and_show(plain: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bundle", "set-likelihood", str(plain), "--backoff", "8"]) == 0
+    capsys.readouterr()
+    assert main(["bundle", "show", str(plain)]) == 0
+    assert json.loads(capsys.readouterr().out)["likelihood"]["backoff"] == 8.0
+    assert main(["bundle", "set-likelihood", str(plain), "--backoff", "-2"]) == 2
