@@ -19,10 +19,14 @@ class FakeSeparate:
         self.delay = delay
         self.calls: list[str] = []
         self.consistencies: list[str] = []
+        self.levels: list[float | None] = []  # the stem_level_dbfs each call was given
+        self.peaks: list[float] = []  # the mixture's peak, to see held-out level shifts
 
     def __call__(self, method, codec, priors, likelihood, mixture, **kw) -> WaveformSeparation:
         self.calls.append(method)
         self.consistencies.append(kw["consistency"])
+        self.levels.append(kw.get("stem_level_dbfs"))
+        self.peaks.append(float(np.abs(mixture).max()))
         if self.delay:
             time.sleep(self.delay)
         refs = kw["references"]

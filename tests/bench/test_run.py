@@ -140,3 +140,52 @@ def test_quick_cli_end_to_end(tiny_bundles, corpus, tmp_path, capsys, cheap_sdr)
     for record in row["chunks"]:
         assert 0 <= record["oracle_index"] < 2 and record["seconds"] > 0
     assert "mlass-pe N=3 chunk 4/4" in capsys.readouterr().err
+
+
+def test_heldout_conditions_scale_the_chunks_and_key_the_cache(
+    tiny_bundles, corpus, tmp_path, cheap_sdr
+) -> None:
+    """--level-db scales every chunk (the baseline's SDR does not move), --no-level-norm
+    encodes as given, and each condition has its own cached records."""
+    nominal = FakeSeparate()
+    first = run_bench(_config(tiny_bundles, corpus, tmp_path, 2), separate=nominal)
+    assert set(nominal.levels) == {-22.5}  # the bundles' nominal stem level
+    quiet = FakeSeparate()
+    config = _config(tiny_bundles, corpus, tmp_path, 2, level_db=-12.0, level_norm=False)
+    shifted = run_bench(config, separate=quiet)
+    assert len(quiet.calls) == len(nominal.calls)  # nothing reused from the nominal run
+    assert set(quiet.levels) == {None}
+    np.testing.assert_allclose(
+        np.array(quiet.peaks), np.array(nominal.peaks) * 10 ** (-12 / 20), rtol=1e-5
+    )
+    base = {k: r for k, r in _rows(first).items() if k[0].startswith("baseline")}
+    for key, row in base.items():
+        for source, metrics in row["aggregate"]["scores"].items():
+            moved = _rows(shifted)[key]["aggregate"]["scores"][source]["sdr"]["mean"]
+            assert moved == pytest.approx(metrics["sdr"]["mean"], abs=1e-3)
+
+
+def test_compare_margins_and_paired_differences(tiny_bundles, corpus, tmp_path, cheap_sdr):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "compare.py"
+    spec = importlib.util.spec_from_file_location("bench_compare", path)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    results = run_bench(_config(tiny_bundles, corpus, tmp_path / "a", 2), separate=FakeSeparate())
+    rows = results["rows"]
+    lines = compare.margins(rows, "ensemble")
+    method = next(r for r in rows if r["kind"] == "method" and len(r["sources"]) == 2)
+    base = next(r for r in rows if r["kind"] == "baseline" and len(r["sources"]) == 2)
+    source = method["sources"][0]
+    expected = np.mean(
+        [
+            m["scores"][source]["sdr_ensemble"] - b["scores"][source]["sdr"]
+            for m, b in zip(method["chunks"], base["chunks"], strict=True)
+        ]
+    )
+    line = next(x for x in lines if x.startswith(f"| {method['label']} | 2 | {source} |"))
+    assert f"{expected:+.2f} ±" in line
+    same = compare.diff(rows, rows, "ensemble")
+    assert all("+0.00 ± 0.00" in x for x in same[2:]) and len(same) > 2
