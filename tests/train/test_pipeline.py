@@ -200,3 +200,24 @@ def test_warm_start_continues_priors_and_adds_counts(trained: Path) -> None:
     assert all(new_counts.get(key, 0) >= count for key, count in old_counts.items())
     provenance = json.loads((trained / "warm-out" / "plain" / "manifest.json").read_text())
     assert provenance["provenance"]["init_from"]["plain"].startswith(str(shipped))
+
+
+def test_warm_start_with_no_new_crops_keeps_the_bundles_counts(trained: Path) -> None:
+    shipped = trained / "out" / "plain"
+    corpus = json.loads((shipped / "manifest.json").read_text())["provenance"]["corpus"]
+    args = ["train", "counts", "--config", "tiny", "--bundle", "plain", "--no-progress"]
+    args += ["--corpus", corpus, "--run-dir", str(trained / "keep-run"), "--threads", "1"]
+    assert main([*args, "--count-crops", "0"]) == 2  # 0 crops only on top of a bundle
+    assert main([*args, "--count-crops", "0", "--init-from", str(shipped)]) == 0
+    from latsep.models.train.pipeline import _load_counts
+
+    bundle = load_bundles(trained / "out", device="cpu")["lass"]
+    run = trained / "keep-run" / "counts-plain"
+    meta = json.loads((run / "result.json").read_text())
+    kept = _load_counts(run, meta["codec"])
+    assert kept is not None
+    for name, levels in bundle.raw_tables.items():
+        for (indices, counts), (kept_i, kept_c) in zip(levels, kept.tables[name], strict=True):
+            assert np.array_equal(indices.numpy(), kept_i) and np.array_equal(
+                counts.numpy(), kept_c
+            )

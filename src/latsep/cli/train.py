@@ -48,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--codec-minutes", type=float, default=None, help="codec budget only")
     parser.add_argument("--prior-minutes", type=float, default=None, help="prior budget only")
     parser.add_argument(
+        "--count-crops",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train crops to count (the config's otherwise); with --init-from, 0 keeps the "
+        "bundle's counts as they are",
+    )
+    parser.add_argument(
         "--init-from",
         type=Path,
         action="append",
@@ -79,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
     if prior_minutes is not None:
         prior_training = dataclasses.replace(config.prior_training, max_minutes=prior_minutes)
         config = dataclasses.replace(config, prior_training=prior_training)
+    if args.count_crops is not None:
+        if args.count_crops < 0 or (args.count_crops == 0 and not args.init_from):
+            print("--count-crops must be >= 1 (0 only with --init-from)", file=sys.stderr)
+            return 2
+        config = dataclasses.replace(
+            config, counts=dataclasses.replace(config.counts, crops=args.count_crops)
+        )
     run_dir = args.run_dir or Path("runs") / config.name
     out = args.out or Path("artifacts") / config.name
     pipeline = Pipeline(
