@@ -14,10 +14,12 @@ from latsep.jobs import (
     SeparationOptions,
     enqueue_separation,
     queue_depth,
+    queue_name,
 )
+from latsep.jobs.admission import QueueFull, admitted
 from latsep.models.audio import AudioError
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
-from latsep.service.schemas import PAIR_METHODS
+from latsep.service.schemas import KNOWN_METHODS, PAIR_METHODS
 from latsep.service.uploads import inspect_audio
 from latsep.settings import Settings
 
@@ -94,17 +96,27 @@ def accept(
             inspect_audio(data, settings.max_duration_seconds, allow_silent=True)
         except AudioError as exc:
             raise from_audio_error(exc, f"{REFERENCE_PREFIX}{source}") from exc
-    depth = sum(queue_depth(store.redis, settings.queue_name).values())
-    if depth >= settings.max_queue_depth:
-        raise unavailable(f"the queue is full ({depth} jobs waiting); try again later")
     request.duration_seconds = round(info.duration_seconds, 4)
     ttl = settings.upload_ttl_seconds + settings.result_ttl_seconds
-    store.save_request(request, ttl)
-    store.save_upload(request.job_id, mixture, references, settings.upload_ttl_seconds)
-    enqueue_separation(
-        store.redis,
-        request,
-        timeout=settings.job_timeout(info.duration_seconds),
-        result_ttl=settings.result_ttl_seconds,
-        queued_ttl=settings.upload_ttl_seconds,
-    )
+    # The cap counts every latsep queue, so a method's queue that does not exist yet counts too.
+    queues = {queue_name(settings.queue_name, m) for m in KNOWN_METHODS}
+    queues |= set(queue_depth(store.redis, settings.queue_name))
+    try:
+        with admitted(
+            store.redis,
+            settings.namespace,
+            sorted(queues),
+            request.job_id,
+            settings.max_queue_depth,
+        ):
+            store.save_request(request, ttl)
+            store.save_upload(request.job_id, mixture, references, settings.upload_ttl_seconds)
+            enqueue_separation(
+                store.redis,
+                request,
+                timeout=settings.job_timeout(info.duration_seconds),
+                result_ttl=settings.result_ttl_seconds,
+                queued_ttl=settings.upload_ttl_seconds,
+            )
+    except QueueFull as exc:
+        raise unavailable(f"the queue is full ({exc.depth} jobs waiting); try again later") from exc
