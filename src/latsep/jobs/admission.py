@@ -71,7 +71,7 @@ def admit(
     keys = [reservations_key(namespace)]
     keys += [Queue.redis_queue_namespace_prefix + name for name in sorted(set(queue_names))]
     stamp = time.time() if now is None else now
-    admitted, depth = redis.eval(  # type: ignore[misc]
+    admitted, depth = redis.eval(
         _ADMIT, len(keys), *keys, cap, job_id, repr(stamp), RESERVATION_SECONDS
     )
     return Admission(bool(admitted), int(depth))
