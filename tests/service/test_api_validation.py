@@ -169,6 +169,7 @@ class TestBadParameters:
             ("temperature", "nan", "temperature"),
             ("top_k", 0, "top_k"),
             ("seed", -3, "seed"),
+            ("seed", 2**64, "seed"),  # torch.Generator takes 64 bits: the job would fail
             ("consistency", "perfect", "consistency"),
             ("search", "greedy", "search"),
         ],

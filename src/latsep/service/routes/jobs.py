@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from latsep.jobs import (
+    SEED_MAX,
     Consistency,
     JobRequest,
     Search,
@@ -99,7 +100,12 @@ async def submit_separation(
         ),
     ] = None,
     seed: Annotated[
-        int | None, Form(ge=0, description="Same seed, same stems. Default: random, reported.")
+        int | None,
+        Form(
+            ge=0,
+            le=SEED_MAX,
+            description="Same seed, same stems; 0 to 2^64 - 1. Default: random, reported.",
+        ),
     ] = None,
     consistency: Annotated[
         Consistency,
