@@ -348,3 +348,27 @@ def test_flac_upload_is_accepted(app_client: TestClient, fake_registration) -> N
     assert response.status_code == 202, response.text
     job = app_client.get(response.json()["url"]).json()
     assert job["duration_seconds"] == pytest.approx(22050 / 44100, abs=1e-3)
+
+
+@pytest.mark.usefixtures("fake_registration")
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "FLOAT"),
+        ("RF64", "PCM_16"),
+        ("WAVEX", "PCM_24"),
+        ("AIFF", "PCM_16"),
+        ("AU", "PCM_16"),
+        ("W64", "PCM_16"),
+    ],
+)
+def test_truncated_uncompressed_audio_is_415(app_client: TestClient, fmt: str, subtype: str):
+    """libsndfile counts only the frames present, so a cut file would pass as shorter audio;
+    the data size its header declares gives it away (issue #12.3)."""
+    bass, drums = tone_mix(1.0)
+    whole = wav_bytes(np.stack([bass, drums], 1), fmt=fmt, subtype=subtype)
+    assert submit(app_client, whole, f"mix.{fmt.lower()}").status_code == 202
+    cut = whole[: len(whole) * 2 // 3]
+    response = submit(app_client, cut, f"mix.{fmt.lower()}")
+    assert_error(response, 415, "not_audio", "truncated")

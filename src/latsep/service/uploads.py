@@ -4,7 +4,8 @@
 reading it, and counts the bytes of the others as they stream in (chunked uploads lie about
 nothing because they declare nothing): the multipart parser never sees more than the limit.
 `inspect_audio` then reads the file's header for its duration (413 when too long, before
-decoding) and decodes it block by block to refuse truncated, empty, silent or NaN audio.
+decoding) and decodes it block by block to refuse truncated, empty, silent or NaN audio;
+uncompressed containers are checked for truncation from their headers (`containers`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from latsep.models.audio import (
     UndecodableAudio,
     probe_duration,
 )
+from latsep.service.containers import missing_data_bytes
 from latsep.service.errors import error_body, too_large
 
 _BLOCK_FRAMES = 1 << 16
@@ -108,6 +110,12 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
     """
     if not data:
         raise UndecodableAudio("the file is empty (0 bytes)")
+    missing = missing_data_bytes(data)
+    if missing:  # libsndfile would decode what is there as a shorter recording
+        raise UndecodableAudio(
+            f"the file is truncated: its header announces {missing} more bytes of audio "
+            "than it holds"
+        )
     duration = probe_duration(data)
     if duration > max_seconds:
         raise AudioTooLong(f"audio is {duration:.1f} s long; the limit is {max_seconds:.1f} s")
