@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     # --- limits ----------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_duration_seconds: float = Field(default=600.0, gt=0)
+    # Decoding cost, bounded from the header before anything is decoded (API and worker):
+    # bytes and duration alone let a small FLAC at 655 kHz on 8 channels decode to gigabytes.
+    max_channels: int = Field(default=8, gt=0, description="Channels of an upload (7.1 = 8).")
+    max_sample_rate: int = Field(default=192_000, gt=0, description="Hz of an upload.")
+    max_decoded_samples: int = Field(
+        default=600 * 48_000 * 2,
+        gt=0,
+        description="Frames × channels an upload may decode to: 600 s of 48 kHz stereo "
+        "(230 MB as float32).",
+    )
     max_queue_depth: int = Field(default=100, gt=0, description="Queued jobs before 503.")
     max_num_candidates: int = Field(default=64, gt=0)
     default_num_candidates: int = Field(default=4, gt=0)

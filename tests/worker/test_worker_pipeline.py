@@ -248,3 +248,22 @@ def test_the_worker_runs_every_option_the_api_admits(method, sources, extreme) -
 def test_a_seed_beyond_64_bits_is_refused_by_the_options() -> None:
     with pytest.raises(ValueError, match="seed"):
         SeparationOptions(num_candidates=1, seed=SEED_MAX + 1)
+
+
+def test_the_worker_refuses_a_decode_bomb_before_decoding(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job queued past the API's checks still cannot make the worker decode gigabytes."""
+    from latsep.jobs.limits import AudioTooLarge, DecodeLimits
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded despite the budget")
+
+    monkeypatch.setattr(pipeline, "load_audio", no_decoding)
+    bass, drums = mixture(SHORT)
+    limits = DecodeLimits(max_channels=8, max_sample_rate=192_000, max_samples=1000)
+    with pytest.raises(AudioTooLarge, match="1000 samples"):
+        pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)
+    limits = DecodeLimits(max_channels=8, max_sample_rate=16_000, max_samples=10**9)
+    with pytest.raises(AudioTooLarge, match="22050 Hz"):
+        pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)

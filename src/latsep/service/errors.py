@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from latsep.jobs.limits import AudioTooLarge
 from latsep.models.audio import AudioError, AudioTooLong, EmptyAudio, UndecodableAudio
 
 
@@ -49,6 +50,8 @@ def unavailable(message: str) -> ApiError:
 
 def from_audio_error(exc: AudioError, what: str) -> ApiError:
     """Map the audio module's typed errors to statuses: the file is the thing at fault."""
+    if isinstance(exc, AudioTooLarge):
+        return ApiError(413, "too_large", f"{what}: {exc}")
     if isinstance(exc, AudioTooLong):
         return ApiError(413, "too_long", f"{what}: {exc}")
     if isinstance(exc, UndecodableAudio | EmptyAudio):
@@ -92,7 +95,7 @@ def install_error_handlers(app: FastAPI) -> None:
 _DESCRIPTIONS = {
     404: "unknown job (or expired)",
     409: "the job is not finished",
-    413: "upload too large (bytes) or too long (decoded duration)",
+    413: "upload too large (bytes, or samples once decoded) or too long (decoded duration)",
     415: "a file is not decodable audio (garbage, empty, truncated)",
     422: "bad parameters (method, sources, options, silent audio)",
     503: "no worker is running, or the queue is full",

@@ -17,6 +17,7 @@ from latsep.jobs import (
     queue_name,
 )
 from latsep.jobs.admission import QueueFull, admitted
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import AudioError
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
 from latsep.service.schemas import KNOWN_METHODS, PAIR_METHODS
@@ -87,13 +88,14 @@ def accept(
     """Check the options and the audio, then store it and enqueue the job (in a thread: it
     decodes)."""
     check_options(request.method, request.options, len(request.sources))
+    limits = DecodeLimits.from_settings(settings)
     try:
-        info = inspect_audio(mixture, settings.max_duration_seconds)
+        info = inspect_audio(mixture, settings.max_duration_seconds, limits=limits)
     except AudioError as exc:
         raise from_audio_error(exc, "file") from exc
     for source, data in references.items():
         try:
-            inspect_audio(data, settings.max_duration_seconds, allow_silent=True)
+            inspect_audio(data, settings.max_duration_seconds, allow_silent=True, limits=limits)
         except AudioError as exc:
             raise from_audio_error(exc, f"{REFERENCE_PREFIX}{source}") from exc
     request.duration_seconds = round(info.duration_seconds, 4)

@@ -18,7 +18,9 @@ import numpy as np
 import soundfile as sf
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import (
+    AudioError,
     AudioTooLong,
     EmptyAudio,
     NonFiniteAudio,
@@ -102,11 +104,19 @@ class AudioInfo:
     frames: int
 
 
-def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False) -> AudioInfo:
+def inspect_audio(
+    data: bytes,
+    max_seconds: float,
+    *,
+    allow_silent: bool = False,
+    limits: DecodeLimits | None = None,
+) -> AudioInfo:
     """Check that `data` is usable audio no longer than `max_seconds`; raise AudioError if not.
 
-    The duration comes from the header first (a 10-hour file is refused unread); then every
-    block is decoded, so a truncated or corrupt file fails here rather than in the worker.
+    The duration, channels and sample rate come from the header first (a 10-hour file or
+    one that would decode to gigabytes is refused unread); then every block is decoded, so
+    a truncated or corrupt file fails here rather than in the worker, and a file whose header
+    hides its length (a stream) is cut off at the limits as it decodes.
     """
     if not data:
         raise UndecodableAudio("the file is empty (0 bytes)")
@@ -124,6 +134,10 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             rate, channels, declared = f.samplerate, f.channels, f.frames
+            if limits is not None:
+                limits.check_format(channels, rate)
+                if 0 < declared < 2**62:
+                    limits.check_samples(declared, channels, rate)
             for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise NonFiniteAudio("the audio holds NaN or infinite samples")
@@ -132,8 +146,10 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
                     peak = max(peak, float(np.abs(block).max()))
                 if frames / rate > max_seconds:
                     raise AudioTooLong(f"audio is longer than the limit of {max_seconds:.1f} s")
+                if limits is not None:
+                    limits.check_samples(frames, channels, rate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        if isinstance(exc, NonFiniteAudio | AudioTooLong):
+        if isinstance(exc, AudioError):
             raise
         raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
     if frames == 0:

@@ -15,6 +15,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from latsep.jobs import JobStore
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import AudioError, encode_audio
 from latsep.worker import pipeline, runtime
 from latsep.worker.engine import UnservableRequest
@@ -81,6 +82,7 @@ def separate_job(job_id: str) -> dict[str, object]:
             max_seconds=settings.max_duration_seconds,
             progress=reporter,
             default_num_candidates=settings.default_num_candidates,
+            limits=DecodeLimits.from_settings(settings),
         )
         sr = outcome.result.sample_rate
         start = time.perf_counter()
