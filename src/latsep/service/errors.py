@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,10 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from latsep.jobs.limits import AudioTooLarge
+from latsep.jobs.status import user_facing
 from latsep.models.audio import AudioError, AudioTooLong, EmptyAudio, UndecodableAudio
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(StarletteHTTPException):
@@ -26,6 +30,9 @@ class ApiError(StarletteHTTPException):
         super().__init__(status_code=status_code, detail=message)
         self.code = code
         self.message = message
+
+
+STORE_UNAVAILABLE = "the job store (Redis) is unavailable; try again later"
 
 
 def too_large(message: str) -> ApiError:
@@ -50,13 +57,14 @@ def unavailable(message: str) -> ApiError:
 
 def from_audio_error(exc: AudioError, what: str) -> ApiError:
     """Map the audio module's typed errors to statuses: the file is the thing at fault."""
+    message = f"{what}: {user_facing(str(exc))}"
     if isinstance(exc, AudioTooLarge):
-        return ApiError(413, "too_large", f"{what}: {exc}")
+        return ApiError(413, "too_large", message)
     if isinstance(exc, AudioTooLong):
-        return ApiError(413, "too_long", f"{what}: {exc}")
+        return ApiError(413, "too_long", message)
     if isinstance(exc, UndecodableAudio | EmptyAudio):
-        return ApiError(415, "not_audio", f"{what}: {exc}")
-    return ApiError(422, "bad_audio", f"{what}: {exc}")  # silent, NaN/inf
+        return ApiError(415, "not_audio", message)
+    return ApiError(422, "bad_audio", message)  # silent, NaN/inf
 
 
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
@@ -79,8 +87,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RedisError)
     async def _redis_error(request: Request, exc: RedisError) -> JSONResponse:
-        message = f"the job store (Redis) is unavailable: {exc}"
-        return JSONResponse(error_body(503, "unavailable", message), status_code=503)
+        # The details (host, port, socket errors) go to the log, not to the client.
+        log.warning("%s %s: Redis error: %r", request.method, request.url.path, exc)
+        return JSONResponse(
+            error_body(503, "unavailable", STORE_UNAVAILABLE),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -26,10 +26,9 @@ from latsep.models.audio import (
     NonFiniteAudio,
     SilentAudio,
     UndecodableAudio,
-    probe_duration,
 )
 from latsep.service.containers import missing_data_bytes
-from latsep.service.errors import error_body, too_large
+from latsep.service.errors import error_body, too_large, user_facing
 
 _BLOCK_FRAMES = 1 << 16
 
@@ -126,7 +125,7 @@ def inspect_audio(
             f"the file is truncated: its header announces {missing} more bytes of audio "
             "than it holds"
         )
-    duration = probe_duration(data)
+    duration = _header_duration(data)
     if duration > max_seconds:
         raise AudioTooLong(f"audio is {duration:.1f} s long; the limit is {max_seconds:.1f} s")
     frames = 0
@@ -163,6 +162,18 @@ def inspect_audio(
     return AudioInfo(frames / rate, rate, channels, frames)
 
 
+def _header_duration(data: bytes) -> float:
+    """Seconds of audio according to the header, without decoding the samples."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+
+
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    """libsndfile's own words ("Format not recognised."), not its message, which names our
+    in-memory buffer (`Error opening <_io.BytesIO object at 0x…>`)."""
+    text = getattr(exc, "error_string", None) or str(exc).strip()
+    text = text.splitlines()[-1] if text else type(exc).__name__
+    return user_facing(text)
