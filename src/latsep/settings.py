@@ -112,6 +112,42 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # --- security --------------------------------------------------------------------------
+    api_keys: str = Field(
+        default="",
+        repr=False,
+        description="Comma-separated API keys (16 characters or more each); clients send one "
+        "as `Authorization: Bearer <key>`. Empty: no authentication, which the API accepts "
+        "only on a loopback address unless `allow_unauthenticated` is set.",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Listen beyond loopback without API keys (e.g. behind a proxy that "
+        "authenticates). Off: `latsep api`/`serve` refuse to start that way.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (`https://app.example.com`) whose web pages may "
+        "call the API; empty: none. Unsafe requests (POST, DELETE) from any other origin are "
+        "refused with 403.",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, value: str) -> str:
+        for key in (k.strip() for k in value.split(",") if k.strip()):
+            if len(key) < 16 or any(c.isspace() for c in key):
+                raise ValueError("each API key needs 16 characters or more, without spaces")
+        return value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     @field_validator("namespace", "queue_name")
     @classmethod
     def _no_separators(cls, value: str) -> str:
