@@ -23,6 +23,10 @@ from latsep.worker.engine import UnservableRequest
 log = logging.getLogger(__name__)
 
 
+# The stage a job's meta ends in when its client canceled it (the worker files it as such).
+CANCELED_STAGE = "canceled"
+
+
 class JobCanceled(Exception):
     """The client asked to cancel this job while it ran."""
 
@@ -96,7 +100,7 @@ def separate_job(job_id: str) -> dict[str, object]:
         store.save_result(job_id, result, stems, settings.result_ttl_seconds)
         store.delete_uploads(job_id, request.references)
     except JobCanceled:
-        _fail(job, store, method, started, "canceled", "canceled by the client", "canceled")
+        _fail(job, store, method, started, "canceled", "canceled by the client", CANCELED_STAGE)
         raise
     except JobTimeoutException:
         message = f"the job ran longer than its timeout of {job.timeout} s"
