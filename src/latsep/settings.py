@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         default=Path.home() / ".local" / "share" / "latsep",
         description="Where `latsep serve` keeps the embedded Redis database file.",
     )
+    redis_socket_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for one Redis reply; past it the API answers 503 rather than "
+        "hang with a hung Redis.",
+    )
+    redis_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     namespace: str = Field(default="latsep", description="Prefix of every latsep Redis key.")
     queue_name: str = Field(
         default="latsep", description="RQ queue prefix; one queue per method: `<prefix>.<method>`."
@@ -158,6 +165,13 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    def redis_timeouts(self) -> dict[str, float]:
+        """Keyword arguments of `latsep.jobs.connect`."""
+        return {
+            "socket_timeout": self.redis_socket_timeout_seconds,
+            "connect_timeout": self.redis_connect_timeout_seconds,
+        }
 
     def bundle_paths(self) -> list[Path]:
         """The bundle directories the worker loads, in order.

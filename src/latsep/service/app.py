@@ -39,7 +39,11 @@ or `GET /jobs/{id}/stems.zip`. Errors are JSON `{"error": {"status", "code", "me
 
 def create_app(settings: Settings | None = None, redis: Redis | None = None) -> FastAPI:
     settings = settings or get_settings()
-    redis = redis if redis is not None else connect(settings.effective_redis_url)
+    redis = (
+        redis
+        if redis is not None
+        else connect(settings.effective_redis_url, **settings.redis_timeouts())
+    )
     store = JobStore(redis, settings.namespace)
 
     @contextlib.asynccontextmanager

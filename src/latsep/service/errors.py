@@ -12,9 +12,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from latsep.jobs.limits import AudioTooLarge
 from latsep.jobs.status import user_facing
@@ -76,13 +77,21 @@ _CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only
+            # (GET /jobs/{id}), though DELETE is served by another route on the same path.
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
         code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
         message = getattr(exc, "message", None) or str(exc.detail)
         return JSONResponse(
             error_body(exc.status_code, code, message),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(RedisError)
@@ -105,7 +114,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(422, "bad_parameter", message), status_code=422)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (asked of the router itself, as
+    included routers nest), and OPTIONS."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return [*allowed, "OPTIONS"]
+
+
 _DESCRIPTIONS = {
+    400: "the body is not a valid multipart form",
     404: "unknown job (or expired)",
     409: "the job is not finished",
     413: "upload too large (bytes, or samples once decoded) or too long (decoded duration)",
