@@ -99,6 +99,19 @@ class Settings(BaseSettings):
         "(230 MB as float32).",
     )
     max_queue_depth: int = Field(default=100, gt=0, description="Queued jobs before 503.")
+    redis_memory_budget_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Memory the job store may fill in Redis (uploads, stems); 0: Redis' own "
+        "`maxmemory` (no check when that is 0 too). Set maxmemory with noeviction.",
+    )
+    redis_memory_high_water: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Fraction of the budget past which uploads get 503; the rest is kept for "
+        "the stems of jobs already queued.",
+    )
     max_num_candidates: int = Field(default=64, gt=0)
     default_num_candidates: int = Field(default=4, gt=0)
 

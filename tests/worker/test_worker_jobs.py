@@ -177,3 +177,21 @@ def test_the_reaper_spares_live_workers(
     queues = [queue_name(settings.queue_name, "lass")]
     assert reap_abandoned(redis, store, queues) == []
     assert state(redis, store, "alive1").status == "started"
+
+
+def test_a_full_job_store_fails_the_job_in_words(
+    redis: Redis, store: JobStore, settings: Settings, engine: Engine, monkeypatch
+) -> None:
+    """Redis at maxmemory (noeviction) refuses the stems: the job says so (#12.8)."""
+    from redis.exceptions import OutOfMemoryError
+
+    def full(self, *args, **kwargs):
+        raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(JobStore, "save_result", full)
+    bass, drums = mixture(SHORT)
+    enqueue(store, settings, wav(bass + drums), "oom1")
+    run_worker(settings, redis=redis, engine=engine, burst=True)
+    st = state(redis, store, "oom1")
+    assert st.status == "failed"
+    assert st.error is not None and st.error.startswith("the job store (Redis) is full")

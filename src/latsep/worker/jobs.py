@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import OutOfMemoryError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -108,6 +109,13 @@ def separate_job(job_id: str) -> dict[str, object]:
         raise
     except (AudioError, UnservableRequest, JobInputMissing, ValueError) as exc:
         _fail(job, store, method, started, "failed", str(exc), "failed")
+        raise
+    except OutOfMemoryError:
+        # Redis at its maxmemory (noeviction) refused the stems: say so, not "internal error".
+        message = (
+            "the job store (Redis) is full: the stems could not be kept; submit it again later"
+        )
+        _fail(job, store, method, started, "failed", message, "failed")
         raise
     except Exception as exc:
         log.exception("job %s failed", job_id)
