@@ -43,8 +43,10 @@ def fault_settings(aof_server, tmp_path: Path, fault_bundles: list[Path]) -> Set
         max_upload_bytes=2_000_000,
         max_duration_seconds=5.0,
         default_num_candidates=2,
-        worker_heartbeat_seconds=0.3,
-        worker_ttl_seconds=4.0,
+        worker_heartbeat_seconds=0.5,
+        # Generous: a live worker whose heartbeat thread is starved on 2 busy cores must not
+        # look dead (its job would be requeued); a killed one is still found in seconds.
+        worker_ttl_seconds=8.0,
         reaper_interval_seconds=0.5,
         sse_poll_seconds=0.1,
         progress_interval_seconds=0.0,

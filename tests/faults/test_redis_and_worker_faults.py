@@ -28,7 +28,9 @@ def test_no_job_is_lost_to_a_killed_worker_and_a_redis_crash(
     statuses_during_outage: list[int] = []
     with TestClient(create_app(fault_settings)) as client:
         doomed = workers("doomed")
-        long_job = post_mix(client, wav_bytes(mix(3.0)), method="lass").json()["job_id"]
+        # Long enough (4.5 s of audio, 4 candidates) to be running still when it is killed.
+        created = post_mix(client, wav_bytes(mix(4.5)), num_candidates="4")
+        long_job = created.json()["job_id"]
         wait_status(client, long_job, until=("started",))
         deadline = time.monotonic() + 60
         while client.get(f"/jobs/{long_job}").json()["progress"] <= 0.05:
@@ -67,6 +69,7 @@ def test_a_paused_redis_costs_bounded_503s_and_ends_event_streams(
     aof_server, fault_settings: Settings, fault_store: JobStore
 ) -> None:
     fault_store.register_worker(registration(), 600)
+    fault_settings = fault_settings.model_copy(update={"redis_socket_timeout_seconds": 0.5})
     with TestClient(create_app(fault_settings)) as client:
         wav = wav_bytes(mix(0.3))
         job_id = post_mix(client, wav).json()["job_id"]
