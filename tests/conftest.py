@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -55,3 +56,23 @@ def redis(redis_url: str) -> Iterator[Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Start redis-servers of our own (`redis_server(*args)`), stopped after the test; the
+    test is skipped, saying why, when there is no redis-server binary."""
+    from redis_support import REDIS_SERVER, RedisServer
+
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip(f"needs a redis-server binary ({REDIS_SERVER} is absent)")
+    started: list[RedisServer] = []
+
+    def start(*args: str) -> RedisServer:
+        server = RedisServer(tmp_path_factory.mktemp("redis-server"), *args).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         default=Path.home() / ".local" / "share" / "latsep",
         description="Where `latsep serve` keeps the embedded Redis database file.",
     )
+    redis_socket_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for one Redis reply; past it the API answers 503 rather than "
+        "hang with a hung Redis.",
+    )
+    redis_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     namespace: str = Field(default="latsep", description="Prefix of every latsep Redis key.")
     queue_name: str = Field(
         default="latsep", description="RQ queue prefix; one queue per method: `<prefix>.<method>`."
@@ -81,7 +88,30 @@ class Settings(BaseSettings):
     # --- limits ----------------------------------------------------------------------------
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_duration_seconds: float = Field(default=600.0, gt=0)
+    # Decoding cost, bounded from the header before anything is decoded (API and worker):
+    # bytes and duration alone let a small FLAC at 655 kHz on 8 channels decode to gigabytes.
+    max_channels: int = Field(default=8, gt=0, description="Channels of an upload (7.1 = 8).")
+    max_sample_rate: int = Field(default=192_000, gt=0, description="Hz of an upload.")
+    max_decoded_samples: int = Field(
+        default=600 * 48_000 * 2,
+        gt=0,
+        description="Frames × channels an upload may decode to: 600 s of 48 kHz stereo "
+        "(230 MB as float32).",
+    )
     max_queue_depth: int = Field(default=100, gt=0, description="Queued jobs before 503.")
+    redis_memory_budget_bytes: int = Field(
+        default=0,
+        ge=0,
+        description="Memory the job store may fill in Redis (uploads, stems); 0: Redis' own "
+        "`maxmemory` (no check when that is 0 too). Set maxmemory with noeviction.",
+    )
+    redis_memory_high_water: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Fraction of the budget past which uploads get 503; the rest is kept for "
+        "the stems of jobs already queued.",
+    )
     max_num_candidates: int = Field(default=64, gt=0)
     default_num_candidates: int = Field(default=4, gt=0)
 
@@ -102,6 +132,42 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # --- security --------------------------------------------------------------------------
+    api_keys: str = Field(
+        default="",
+        repr=False,
+        description="Comma-separated API keys (16 characters or more each); clients send one "
+        "as `Authorization: Bearer <key>`. Empty: no authentication, which the API accepts "
+        "only on a loopback address unless `allow_unauthenticated` is set.",
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Listen beyond loopback without API keys (e.g. behind a proxy that "
+        "authenticates). Off: `latsep api`/`serve` refuse to start that way.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (`https://app.example.com`) whose web pages may "
+        "call the API; empty: none. Unsafe requests (POST, DELETE) from any other origin are "
+        "refused with 403.",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _strong_keys(cls, value: str) -> str:
+        for key in (k.strip() for k in value.split(",") if k.strip()):
+            if len(key) < 16 or any(c.isspace() for c in key):
+                raise ValueError("each API key needs 16 characters or more, without spaces")
+        return value
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     @field_validator("namespace", "queue_name")
     @classmethod
     def _no_separators(cls, value: str) -> str:
@@ -112,6 +178,13 @@ class Settings(BaseSettings):
     @property
     def effective_redis_url(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    def redis_timeouts(self) -> dict[str, float]:
+        """Keyword arguments of `latsep.jobs.connect`."""
+        return {
+            "socket_timeout": self.redis_socket_timeout_seconds,
+            "connect_timeout": self.redis_connect_timeout_seconds,
+        }
 
     def bundle_paths(self) -> list[Path]:
         """The bundle directories the worker loads, in order.

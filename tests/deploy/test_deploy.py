@@ -74,6 +74,12 @@ def test_compose_services() -> None:
     assert "--appendonly" in redis["command"]
     assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
     assert any(v.split(":")[1] == "/data" for v in redis["volumes"])
+    # A memory budget, and writes refused rather than uploads or stems evicted (#12.8).
+    assert "--maxmemory" in redis["command"]
+    policy = redis["command"][redis["command"].index("--maxmemory-policy") + 1]
+    assert policy == "noeviction"
+    api = services["api"]["environment"]
+    assert "LATSEP_API_KEYS" in api  # it listens on 0.0.0.0: it refuses to start without
     worker = services["worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]

@@ -169,6 +169,7 @@ class TestBadParameters:
             ("temperature", "nan", "temperature"),
             ("top_k", 0, "top_k"),
             ("seed", -3, "seed"),
+            ("seed", 2**64, "seed"),  # torch.Generator takes 64 bits: the job would fail
             ("consistency", "perfect", "consistency"),
             ("search", "greedy", "search"),
         ],
@@ -347,3 +348,58 @@ def test_flac_upload_is_accepted(app_client: TestClient, fake_registration) -> N
     assert response.status_code == 202, response.text
     job = app_client.get(response.json()["url"]).json()
     assert job["duration_seconds"] == pytest.approx(22050 / 44100, abs=1e-3)
+
+
+@pytest.mark.usefixtures("fake_registration")
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "FLOAT"),
+        ("RF64", "PCM_16"),
+        ("WAVEX", "PCM_24"),
+        ("AIFF", "PCM_16"),
+        ("AU", "PCM_16"),
+        ("W64", "PCM_16"),
+    ],
+)
+def test_truncated_uncompressed_audio_is_415(app_client: TestClient, fmt: str, subtype: str):
+    """libsndfile counts only the frames present, so a cut file would pass as shorter audio;
+    the data size its header declares gives it away (issue #12.3)."""
+    bass, drums = tone_mix(1.0)
+    whole = wav_bytes(np.stack([bass, drums], 1), fmt=fmt, subtype=subtype)
+    assert submit(app_client, whole, f"mix.{fmt.lower()}").status_code == 202
+    cut = whole[: len(whole) * 2 // 3]
+    response = submit(app_client, cut, f"mix.{fmt.lower()}")
+    assert_error(response, 415, "not_audio", "truncated")
+
+
+@pytest.mark.usefixtures("fake_registration")
+class TestDecodeBudget:
+    """Bytes and duration do not bound decoding; channels, rate and samples do (#12.4)."""
+
+    def test_the_issues_flac_bomb_is_413(self, app_client: TestClient) -> None:
+        # 8 channels at 655,350 Hz: a small FLAC that decodes to far more than its size.
+        noise = 0.1 * np.random.default_rng(0).standard_normal((65535, 8)).astype(np.float32)
+        data = wav_bytes(noise, rate=655_350, fmt="FLAC")
+        assert_error(submit(app_client, data, "bomb.flac"), 413, "too_large", "655350 hz")
+
+    def test_too_many_channels_is_413(self, app_client: TestClient) -> None:
+        noise = 0.1 * np.random.default_rng(0).standard_normal((2205, 9)).astype(np.float32)
+        response = submit(app_client, wav_bytes(noise, fmt="WAV"))
+        assert_error(response, 413, "too_large", "9 channels")
+
+    def test_decoded_samples_over_the_budget_is_413(
+        self, settings: Settings, redis, fake_registration
+    ) -> None:
+        from latsep.service.app import create_app
+
+        small = settings.model_copy(update={"max_decoded_samples": 50_000})
+        bass, drums = tone_mix(1.0)
+        stereo = wav_bytes(np.stack([bass, drums], 1), rate=44100)  # 0.5 s × 2 ch: 44,100
+        mono = wav_bytes(np.concatenate([bass, drums]), rate=44100)  # 1 s × 1 ch: 44,100
+        long = wav_bytes(np.stack([bass, drums, bass], 1), rate=44100)  # 66,150 samples
+        with TestClient(create_app(small, redis)) as client:
+            assert submit(client, stereo).status_code == 202
+            assert submit(client, mono).status_code == 202
+            assert_error(submit(client, long), 413, "too_large", "50000 samples")

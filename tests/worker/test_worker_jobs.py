@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import numpy as np
 import soundfile as sf
 from redis import Redis
 from rq.job import JobStatus
+from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from worker_support import mixture
 
 from latsep.jobs import (
@@ -104,16 +106,27 @@ def test_an_expired_upload_fails_clearly(
 
 
 def test_cancellation_stops_the_job(
-    redis: Redis, store: JobStore, settings: Settings, engine: Engine
+    redis: Redis, store: JobStore, settings: Settings, engine: Engine, caplog
 ) -> None:
     bass, drums = mixture(SHORT)
     enqueue(store, settings, wav(bass + drums), "cx1")
     store.request_cancel("cx1", 600)  # as DELETE does while the job runs
-    run_worker(settings, redis=redis, engine=engine, burst=True)
+    with caplog.at_level(logging.INFO):
+        run_worker(settings, redis=redis, engine=engine, burst=True)
     st = state(redis, store, "cx1")
     assert st.status == "canceled"
     assert store.fetch_result("cx1") is None
     assert store.job_outcomes() == {("lass", "canceled"): 1}
+    # Filed as canceled, not failed (the /metrics state gauge reads these registries), and
+    # logged as the expected end it is: no ERROR, no traceback (#12.9).
+    job = fetch_job(redis, "cx1")
+    assert job is not None and job.get_status() == JobStatus.CANCELED
+    name = queue_name(settings.queue_name, "lass")
+    assert CanceledJobRegistry(name, connection=redis).count == 1
+    assert FailedJobRegistry(name, connection=redis).count == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text
+    assert "canceled by its client" in caplog.text
 
 
 def _start_without_running(redis: Redis, settings: Settings, name: str) -> None:
@@ -164,3 +177,21 @@ def test_the_reaper_spares_live_workers(
     queues = [queue_name(settings.queue_name, "lass")]
     assert reap_abandoned(redis, store, queues) == []
     assert state(redis, store, "alive1").status == "started"
+
+
+def test_a_full_job_store_fails_the_job_in_words(
+    redis: Redis, store: JobStore, settings: Settings, engine: Engine, monkeypatch
+) -> None:
+    """Redis at maxmemory (noeviction) refuses the stems: the job says so (#12.8)."""
+    from redis.exceptions import OutOfMemoryError
+
+    def full(self, *args, **kwargs):
+        raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(JobStore, "save_result", full)
+    bass, drums = mixture(SHORT)
+    enqueue(store, settings, wav(bass + drums), "oom1")
+    run_worker(settings, redis=redis, engine=engine, burst=True)
+    st = state(redis, store, "oom1")
+    assert st.status == "failed"
+    assert st.error is not None and st.error.startswith("the job store (Redis) is full")

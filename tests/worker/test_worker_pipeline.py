@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from worker_support import ToyBundle, mixture, toy_engine
 
-from latsep.jobs import SeparationOptions
+from latsep.jobs import SEED_MAX, SeparationOptions
 from latsep.models.audio import UndecodableAudio
 from latsep.models.metrics import bss_sdr
 from latsep.worker import pipeline
@@ -222,3 +222,48 @@ def test_the_oracle_decodes_on_the_codecs_device() -> None:
         22050,
     )
     assert oracle is not None and oracle.index == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "sources", "extreme"),
+    [
+        ("lass", None, {"seed": SEED_MAX}),
+        ("lass", None, {"temperature": 5e-324, "likelihood_weight": 1.7e308}),
+        ("lass", None, {"temperature": 1.7e308, "likelihood_weight": 5e-324}),
+        ("lass", None, {"search": "beam", "top_k": 2**70}),
+        ("mlass-bp", ["bass", "drums", "piano"], {"temperature": 5e-324, "top_k": 2**70}),
+        ("mlass-pe", ["bass", "drums", "piano"], {"likelihood_weight": 1.7e308, "top_k": 1}),
+    ],
+)
+def test_the_worker_runs_every_option_the_api_admits(method, sources, extreme) -> None:
+    """The extremes of SeparationOptions' ranges (what the API lets through) run to the end:
+    a job the API accepted must not fail on its options (issue #12.2)."""
+    engine = toy_engine(sources=("bass", "drums", "piano"))
+    bass, drums = mixture(0.1)
+    asked = SeparationOptions(**{"num_candidates": 2, "seed": 1, **extreme})
+    out = pipeline.run(engine, method, sources or ["bass", "drums"], wav(bass + drums), asked)
+    assert all(np.isfinite(stem).all() for stem in out.stems.values())
+
+
+def test_a_seed_beyond_64_bits_is_refused_by_the_options() -> None:
+    with pytest.raises(ValueError, match="seed"):
+        SeparationOptions(num_candidates=1, seed=SEED_MAX + 1)
+
+
+def test_the_worker_refuses_a_decode_bomb_before_decoding(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job queued past the API's checks still cannot make the worker decode gigabytes."""
+    from latsep.jobs.limits import AudioTooLarge, DecodeLimits
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded despite the budget")
+
+    monkeypatch.setattr(pipeline, "load_audio", no_decoding)
+    bass, drums = mixture(SHORT)
+    limits = DecodeLimits(max_channels=8, max_sample_rate=192_000, max_samples=1000)
+    with pytest.raises(AudioTooLarge, match="1000 samples"):
+        pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)
+    limits = DecodeLimits(max_channels=8, max_sample_rate=16_000, max_samples=10**9)
+    with pytest.raises(AudioTooLarge, match="22050 Hz"):
+        pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)

@@ -19,13 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from latsep.service.security import check_exposure
     from latsep.settings import get_settings
 
     settings = get_settings()
+    host = args.host or settings.host
+    check_exposure(settings, host)  # SystemExit, said in the log: beyond loopback, no keys
     uvicorn.run(
         "latsep.service.app:create_app",
         factory=True,
-        host=args.host or settings.host,
+        host=host,
         port=args.port if args.port is not None else settings.port,
         log_level=settings.log_level,
     )

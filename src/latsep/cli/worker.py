@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from latsep.models.bundle import BundleError
 
-    redis = connect(settings.effective_redis_url)
+    redis = connect(settings.effective_redis_url, **settings.redis_timeouts())
     try:
         run_worker(
             settings, redis=redis, bundle_paths=args.bundle, burst=args.burst, name=args.name

@@ -9,6 +9,7 @@ package and never each other; it imports neither of them, nor torch (the API ima
 from latsep.jobs.capabilities import BundleInfo, WorkerInfo
 from latsep.jobs.options import (
     GLOBAL_DEFAULTS,
+    SEED_MAX,
     TUNABLE,
     Consistency,
     ResolvedOptions,
@@ -35,6 +36,7 @@ __all__ = [
     "GLOBAL_DEFAULTS",
     "JOB_FUNCTION",
     "MAX_ABANDON_RETRIES",
+    "SEED_MAX",
     "SERIALIZER",
     "TUNABLE",
     "BundleInfo",

@@ -22,6 +22,9 @@ GLOBAL_DEFAULTS: dict[str, Any] = {
     "likelihood_weight": 1.0,
 }
 TUNABLE = ("num_candidates", "search", "temperature", "top_k", "likelihood_weight")
+# The worker seeds torch.Generator with it, which takes an unsigned 64-bit integer: a larger
+# seed would pass the API and then fail the job.
+SEED_MAX = 2**64 - 1
 
 
 class ResolvedOptions(BaseModel):
@@ -32,7 +35,7 @@ class ResolvedOptions(BaseModel):
     temperature: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=1, description="null: no top-k")
     likelihood_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=SEED_MAX)
     consistency: Consistency = "ensemble"
 
 
@@ -45,7 +48,7 @@ class SeparationOptions(BaseModel):
     temperature: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     top_k: int | None = Field(default=None, ge=1)
     likelihood_weight: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    seed: int = Field(ge=0)
+    seed: int = Field(ge=0, le=SEED_MAX)
     consistency: Consistency = "ensemble"
 
     def resolve(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,16 @@ _STATUS_MAP: dict[JobStatus, PublicStatus] = {
     JobStatus.CANCELED: "canceled",
     JobStatus.STOPPED: "canceled",
 }
+
+
+# Python object reprs (`<_io.BytesIO object at 0x7f…>`) and libsndfile's "Error opening X: "
+# prefix around them say nothing to a client and leak addresses of the process.
+_OBJECT_REPR = re.compile(r"(Error opening )?<[^<>]* at 0x[0-9a-fA-F]+>:?\s*")
+
+
+def user_facing(text: str) -> str:
+    """`text` without the internals some libraries put in their messages."""
+    return _OBJECT_REPR.sub("", text).strip() or "unreadable"
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ def job_state(job: Job, cancel_requested: bool) -> JobState:
     error = None
     if status == "failed":
         error = meta.get("error") or _last_line(_exc_string(job)) or "the job failed"
+        error = user_facing(str(error))
     return JobState(
         status=status,
         progress=max(0.0, min(1.0, progress)),

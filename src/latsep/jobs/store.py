@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from latsep.jobs.capabilities import WorkerInfo
 from latsep.jobs.records import JobRequest, JobResult
@@ -186,6 +188,18 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def connect(url: str) -> Redis:
-    """A Redis client returning bytes (audio is stored raw), with sane socket timeouts."""
-    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+def connect(url: str, *, socket_timeout: float = 5.0, connect_timeout: float = 5.0) -> Redis:
+    """A Redis client returning bytes (audio is stored raw), with explicit socket timeouts.
+
+    Without a socket timeout a hung Redis (paused, swapping) hangs every API request with
+    it; with one, a request fails after `socket_timeout` s and the client gets a 503. One
+    retry after a short pause rides over a pooled connection that a Redis restart closed.
+    rq's worker opens its own connection with a timeout longer than its blocking dequeue.
+    """
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=connect_timeout,
+        health_check_interval=30,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1),
+    )

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from redis import Redis
+from starlette.middleware.cors import CORSMiddleware
 
 import latsep
 from latsep.jobs import JobStore, connect, latsep_queues, reap_abandoned
 from latsep.service.errors import install_error_handlers
 from latsep.service.metrics import build_registry
 from latsep.service.routes import health, jobs, methods, results
+from latsep.service.security import AccessMiddleware, document_access
 from latsep.service.uploads import BodyLimitMiddleware
 from latsep.settings import Settings, get_settings
 
@@ -37,7 +39,11 @@ or `GET /jobs/{id}/stems.zip`. Errors are JSON `{"error": {"status", "code", "me
 
 def create_app(settings: Settings | None = None, redis: Redis | None = None) -> FastAPI:
     settings = settings or get_settings()
-    redis = redis if redis is not None else connect(settings.effective_redis_url)
+    redis = (
+        redis
+        if redis is not None
+        else connect(settings.effective_redis_url, **settings.redis_timeouts())
+    )
     store = JobStore(redis, settings.namespace)
 
     @contextlib.asynccontextmanager
@@ -59,12 +65,26 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = build_registry(store, settings.queue_name)
+    # The last added runs first: CORS answers preflights and decorates every answer, then
+    # access is decided, then the body is counted as it arrives.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        AccessMiddleware, keys=settings.api_key_list, origins=settings.cors_origin_list
+    )
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Content-Disposition", "Retry-After"],
+        )
     install_error_handlers(app)
     app.include_router(jobs.router)
     app.include_router(results.router)
     app.include_router(methods.router)
     app.include_router(health.router)
+    document_access(app, with_keys=bool(settings.api_key_list))
     return app
 
 

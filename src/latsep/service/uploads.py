@@ -4,7 +4,8 @@
 reading it, and counts the bytes of the others as they stream in (chunked uploads lie about
 nothing because they declare nothing): the multipart parser never sees more than the limit.
 `inspect_audio` then reads the file's header for its duration (413 when too long, before
-decoding) and decodes it block by block to refuse truncated, empty, silent or NaN audio.
+decoding) and decodes it block by block to refuse truncated, empty, silent or NaN audio;
+uncompressed containers are checked for truncation from their headers (`containers`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ import numpy as np
 import soundfile as sf
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import (
+    AudioError,
     AudioTooLong,
     EmptyAudio,
     NonFiniteAudio,
     SilentAudio,
     UndecodableAudio,
-    probe_duration,
 )
-from latsep.service.errors import error_body, too_large
+from latsep.service.containers import missing_data_bytes
+from latsep.service.errors import error_body, too_large, user_facing
 
 _BLOCK_FRAMES = 1 << 16
 
@@ -100,15 +103,29 @@ class AudioInfo:
     frames: int
 
 
-def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False) -> AudioInfo:
+def inspect_audio(
+    data: bytes,
+    max_seconds: float,
+    *,
+    allow_silent: bool = False,
+    limits: DecodeLimits | None = None,
+) -> AudioInfo:
     """Check that `data` is usable audio no longer than `max_seconds`; raise AudioError if not.
 
-    The duration comes from the header first (a 10-hour file is refused unread); then every
-    block is decoded, so a truncated or corrupt file fails here rather than in the worker.
+    The duration, channels and sample rate come from the header first (a 10-hour file or
+    one that would decode to gigabytes is refused unread); then every block is decoded, so
+    a truncated or corrupt file fails here rather than in the worker, and a file whose header
+    hides its length (a stream) is cut off at the limits as it decodes.
     """
     if not data:
         raise UndecodableAudio("the file is empty (0 bytes)")
-    duration = probe_duration(data)
+    missing = missing_data_bytes(data)
+    if missing:  # libsndfile would decode what is there as a shorter recording
+        raise UndecodableAudio(
+            f"the file is truncated: its header announces {missing} more bytes of audio "
+            "than it holds"
+        )
+    duration = _header_duration(data)
     if duration > max_seconds:
         raise AudioTooLong(f"audio is {duration:.1f} s long; the limit is {max_seconds:.1f} s")
     frames = 0
@@ -116,6 +133,10 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             rate, channels, declared = f.samplerate, f.channels, f.frames
+            if limits is not None:
+                limits.check_format(channels, rate)
+                if 0 < declared < 2**62:
+                    limits.check_samples(declared, channels, rate)
             for block in f.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise NonFiniteAudio("the audio holds NaN or infinite samples")
@@ -124,8 +145,10 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
                     peak = max(peak, float(np.abs(block).max()))
                 if frames / rate > max_seconds:
                     raise AudioTooLong(f"audio is longer than the limit of {max_seconds:.1f} s")
+                if limits is not None:
+                    limits.check_samples(frames, channels, rate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        if isinstance(exc, NonFiniteAudio | AudioTooLong):
+        if isinstance(exc, AudioError):
             raise
         raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
     if frames == 0:
@@ -139,6 +162,18 @@ def inspect_audio(data: bytes, max_seconds: float, *, allow_silent: bool = False
     return AudioInfo(frames / rate, rate, channels, frames)
 
 
+def _header_duration(data: bytes) -> float:
+    """Seconds of audio according to the header, without decoding the samples."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+
+
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
+    """libsndfile's own words ("Format not recognised."), not its message, which names our
+    in-memory buffer (`Error opening <_io.BytesIO object at 0x…>`)."""
+    text = getattr(exc, "error_string", None) or str(exc).strip()
+    text = text.splitlines()[-1] if text else type(exc).__name__
+    return user_facing(text)

@@ -10,16 +10,22 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import OutOfMemoryError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from latsep.jobs import JobStore
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import AudioError, encode_audio
 from latsep.worker import pipeline, runtime
 from latsep.worker.engine import UnservableRequest
 
 log = logging.getLogger(__name__)
+
+
+# The stage a job's meta ends in when its client canceled it (the worker files it as such).
+CANCELED_STAGE = "canceled"
 
 
 class JobCanceled(Exception):
@@ -81,6 +87,7 @@ def separate_job(job_id: str) -> dict[str, object]:
             max_seconds=settings.max_duration_seconds,
             progress=reporter,
             default_num_candidates=settings.default_num_candidates,
+            limits=DecodeLimits.from_settings(settings),
         )
         sr = outcome.result.sample_rate
         start = time.perf_counter()
@@ -94,7 +101,7 @@ def separate_job(job_id: str) -> dict[str, object]:
         store.save_result(job_id, result, stems, settings.result_ttl_seconds)
         store.delete_uploads(job_id, request.references)
     except JobCanceled:
-        _fail(job, store, method, started, "canceled", "canceled by the client", "canceled")
+        _fail(job, store, method, started, "canceled", "canceled by the client", CANCELED_STAGE)
         raise
     except JobTimeoutException:
         message = f"the job ran longer than its timeout of {job.timeout} s"
@@ -102,6 +109,13 @@ def separate_job(job_id: str) -> dict[str, object]:
         raise
     except (AudioError, UnservableRequest, JobInputMissing, ValueError) as exc:
         _fail(job, store, method, started, "failed", str(exc), "failed")
+        raise
+    except OutOfMemoryError:
+        # Redis at its maxmemory (noeviction) refused the stems: say so, not "internal error".
+        message = (
+            "the job store (Redis) is full: the stems could not be kept; submit it again later"
+        )
+        _fail(job, store, method, started, "failed", message, "failed")
         raise
     except Exception as exc:
         log.exception("job %s failed", job_id)

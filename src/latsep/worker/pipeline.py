@@ -7,14 +7,17 @@ oracle best-of-N. The RQ job (`latsep.worker.jobs`) and `latsep separate` both c
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
+from latsep.jobs.limits import DecodeLimits
 from latsep.models.audio import load_audio
 from latsep.models.audio.io import AudioSource
 from latsep.worker.engine import Engine
@@ -43,12 +46,15 @@ def run(
     max_seconds: float | None = None,
     progress: ProgressFn | None = None,
     default_num_candidates: int | None = None,
+    limits: DecodeLimits | None = None,
 ) -> SeparationOutcome:
     """Separate `mixture` (a plain sum, as uploaded) into `sources` with `method`.
 
     Options left out take the serving bundle's defaults for `method` with this many sources,
     else the global ones (num_candidates: `default_num_candidates`, else the setting); the
-    result records the options used.
+    result records the options used. `limits` bounds what the uploads may decode to, read
+    from their headers before decoding (the API checked them too; a job queued by an older
+    or misconfigured API must not take the worker's memory).
     """
     from latsep.models.separation import separate_waveform
 
@@ -70,6 +76,8 @@ def run(
 
     report(0.0, "decoding")
     start = time.perf_counter()
+    for upload in (mixture, *(references or {}).values()):
+        _check_decode_budget(upload, limits)
     audio = load_audio(mixture, sample_rate=sample_rate, max_seconds=max_seconds)  # (L,)
     refs = _load_references(references or {}, order, sample_rate, len(audio))
     timings["decode_s"] = time.perf_counter() - start
@@ -124,6 +132,20 @@ def run(
     by_source = {s: stems_array[i] for i, s in enumerate(order)}
     stems = {s: by_source[s] for s in chosen_sources}
     return SeparationOutcome(stems=stems, result=result)
+
+
+def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> None:
+    """Raise AudioTooLarge when the header promises more than `limits` allow (bytes only:
+    a path or an open file is the local CLI's, under its user's own control)."""
+    if limits is None or not isinstance(source, bytes | bytearray):
+        return
+    try:
+        info = sf.info(io.BytesIO(source))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return  # not readable: load_audio says so in its own words
+    limits.check_format(info.channels, info.samplerate)
+    if 0 < info.frames < 2**62:
+        limits.check_samples(info.frames, info.channels, info.samplerate)
 
 
 def _load_references(

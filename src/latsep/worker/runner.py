@@ -17,11 +17,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from rq import SimpleWorker
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.queue import Queue
+from rq.registry import CanceledJobRegistry, FailedJobRegistry
 
 from latsep.jobs import (
     SERIALIZER,
@@ -34,6 +36,7 @@ from latsep.jobs import (
 from latsep.settings import Settings, expand_bundle_paths
 from latsep.worker import runtime
 from latsep.worker.engine import Engine
+from latsep.worker.jobs import CANCELED_STAGE, JobCanceled
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +45,40 @@ class LatsepWorker(SimpleWorker):
     """SimpleWorker whose jobs are retried only by the reaper (after a crash), never on error.
 
     A deterministic failure (undecodable audio, an unservable request) would fail again.
+    A job stopped because its client canceled it raises JobCanceled, the only way out of a
+    running job; rq would record it as failed and log it as an error with a traceback. It is
+    an expected end: logged at INFO and filed as canceled (status and registry), so the
+    metrics count it as such.
     """
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         job.retries_left = None
         super().execute_job(job, queue)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if len(exc_info) > 1 and isinstance(exc_info[1], JobCanceled):
+            self.log.info("Worker %s: job %s canceled by its client", self.name, job.id)
+            return
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if (job.meta or {}).get("stage") != CANCELED_STAGE:
+            return
+        failed = FailedJobRegistry(job.origin, self.connection, serializer=self.serializer)
+        canceled = CanceledJobRegistry(job.origin, self.connection, serializer=self.serializer)
+        with self.connection.pipeline() as pipe:
+            failed.remove(job, pipeline=pipe)
+            canceled.add(job, ttl=job.failure_ttl or 0, pipeline=pipe)
+            job.set_status(JobStatus.CANCELED, pipeline=pipe)
+            pipe.execute()
 
 
 class Heartbeat(threading.Thread):

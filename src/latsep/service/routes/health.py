@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from latsep.service.deps import StoreDep
-from latsep.service.errors import unavailable
+from latsep.service.errors import STORE_UNAVAILABLE, unavailable
 from latsep.service.schemas import ErrorBody, Health, Readiness
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
 
 
@@ -31,7 +34,8 @@ def readyz(store: StoreDep) -> Readiness:
         store.redis.ping()
         workers = store.live_workers()
     except RedisError as exc:
-        raise unavailable(f"Redis does not answer: {exc}") from exc
+        log.warning("readyz: Redis error: %r", exc)  # host and port: the log's, not the client's
+        raise unavailable(STORE_UNAVAILABLE) from exc
     if not workers:
         raise unavailable("no worker is running")
     methods = sorted({m for w in workers for b in w.bundles for m in b.methods})

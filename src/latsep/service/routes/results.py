@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
@@ -13,12 +14,14 @@ import soundfile as sf
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
+from redis.exceptions import RedisError
 
 from latsep.jobs import JobStore
 from latsep.service.deps import SettingsDep, StoreDep
-from latsep.service.errors import ApiError, error_responses, not_found
+from latsep.service.errors import STORE_UNAVAILABLE, ApiError, error_responses, not_found
 from latsep.service.views import finished_request, job_public, load_job
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["results"])
 
 _CHUNK = 1 << 16
@@ -74,7 +77,8 @@ async def job_events(
     job_id: str, request: Request, store: StoreDep, settings: SettingsDep
 ) -> StreamingResponse:
     """Server-sent events: `progress` while queued or running, then one final event named
-    after the end state (`finished`, `failed`, `canceled`) carrying the whole job, and EOF.
+    after the end state (`finished`, `failed`, `canceled`) carrying the whole job, and EOF;
+    or an `error` event and EOF when the job vanishes or the job store fails meanwhile.
     """
     await run_in_threadpool(load_job, store, job_id)  # 404 before the stream starts
 
@@ -87,6 +91,12 @@ async def job_events(
                 public = await run_in_threadpool(job_public, store, job_id)
             except ApiError as exc:  # deleted or expired while we watched
                 yield _event("error", {"message": exc.message})
+                return
+            except RedisError as exc:
+                # The 200 and its headers are sent: the stream can only end, and say why,
+                # so a client does not take a cut connection for a job still running.
+                log.warning("events of job %s: Redis error: %r", job_id, exc)
+                yield _event("error", {"message": STORE_UNAVAILABLE})
                 return
             payload = public.model_dump(mode="json")
             if public.status in ("finished", "failed", "canceled"):
