@@ -41,15 +41,19 @@ def test_shipped_bundles_serve_their_methods() -> None:
 
 @pytest.mark.skipif(not SHIPPED, reason="no bundle shipped under artifacts/ yet")
 def test_shipped_defaults_are_the_configs() -> None:
-    """The tuned defaults in the shipped manifests are those the training config declares,
-    so `latsep train bundle --config default` reproduces them (they are edited with
-    `latsep bundle set-defaults` after tuning; the config must follow)."""
+    """The tuned defaults (and backoff) in the shipped manifests are those the training
+    config declares, so `latsep train bundle --config default` reproduces them (they are
+    edited with `latsep bundle set-defaults` / `set-likelihood` after tuning; the config
+    must follow)."""
     import json
 
     from latsep.models.train import load_config
 
-    declared = {b.name: b.defaults for b in load_config("default").bundles}
+    declared = {b.name: b for b in load_config("default").bundles}
     for path in SHIPPED:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("name") in declared:
-            assert manifest["separation_defaults"] == declared[manifest["name"]], path
+        spec = declared.get(manifest.get("name"))
+        if spec is not None:
+            assert manifest["separation_defaults"] == spec.defaults, path
+            # the count tables' backoff strength likewise (`latsep bundle set-likelihood`)
+            assert float(manifest["likelihood"].get("backoff") or 0.0) == spec.backoff, path
