@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small mma redis-server)
+# chromium + chromium-driver: the web page's browser test (tests/service/test_browser.py).
+APT_PACKAGES=(ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small mma redis-server
+  chromium chromium-driver)
 PYTHON=${PYTHON:-python3}
 
 missing=()

@@ -322,6 +322,7 @@ async function showResults(job) {
   $("download-zip").onclick = () => save(job.zip_url, `${job.job_id}-stems.zip`);
   renderScores(job);
   show("results");
+  $("results").scrollIntoView({ behavior: "smooth", block: "start" });
   $("stage").textContent = "finished — loading the stems…";
   const outcomes = await Promise.allSettled(loads);
   const failed = outcomes.filter((o) => o.status === "rejected");
