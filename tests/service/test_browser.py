@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import base64
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from service_support import REPO, tone_mix, wait_for, wav_bytes
+from service_support import REPO, live_server, tone_mix, wait_for, wav_bytes
 from test_cli_commands import free_port, ready, serve, stop
 
 from latsep.jobs import WorkerInfo
@@ -218,18 +217,8 @@ def test_drop_a_mix_and_play_the_stems(browser, served: str, tmp_path: Path) -> 
 def test_the_page_asks_for_the_api_key_once(
     browser, settings: Settings, redis, fake_registration: WorkerInfo
 ) -> None:
-    import uvicorn
-
     locked = settings.model_copy(update={"api_keys": KEY})
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(locked, redis), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: ready(base), timeout=20, interval=0.1)
+    with live_server(create_app(locked, redis)) as base:
         browser.get(base + "/")
         wait_for(lambda: browser.find_element("id", "key-panel").is_displayed(), timeout=20)
         assert not browser.find_element("id", "separate-form").is_displayed()
@@ -246,6 +235,3 @@ def test_the_page_asks_for_the_api_key_once(
         browser.refresh()
         wait_state(browser, "ready", timeout=20)
         assert not browser.find_element("id", "key-panel").is_displayed()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
