@@ -87,9 +87,12 @@ async function loadMethods() {
   show("key-panel", false);
   fail("load-error", "");
   show("separate-form");
+  const before = state.methods.map((m) => m.name).join();
   state.methods = body.methods;
-  renderMethods();
-  setState("ready");
+  if (state.methods.map((m) => m.name).join() !== before || !$("methods").children.length) renderMethods();
+  setState(state.methods.length ? "ready" : "no-worker");
+  // Workers load their models for a while after `latsep serve` starts: look again.
+  if (!state.methods.length) setTimeout(loadMethods, 3000);
 }
 
 function renderMethods() {
