@@ -235,3 +235,21 @@ def test_the_page_asks_for_the_api_key_once(
         browser.refresh()
         wait_state(browser, "ready", timeout=20)
         assert not browser.find_element("id", "key-panel").is_displayed()
+
+        # The API's error reaches the user in its words.
+        drop_file(browser, "drop-zone", "notes.wav", b"these are not audio samples" * 40)
+        browser.find_element("id", "submit").click()
+        error = browser.find_element("id", "form-error")
+        wait_for(error.is_displayed, timeout=10)
+        assert "audio" in error.text.lower(), error.text
+
+        # No worker serves this registration: the job waits in the queue until canceled, its
+        # events followed with the key.
+        drop_file(browser, "drop-zone", "mix.wav", wav_bytes(sum(tone_mix(0.5))))
+        browser.find_element("id", "submit").click()
+        wait_state(browser, "running", timeout=10)
+        stage = browser.find_element("id", "stage")
+        wait_for(lambda: stage.text.startswith("queued"), timeout=10)
+        browser.find_element("id", "cancel").click()
+        wait_state(browser, "ended", timeout=20)
+        assert stage.text == "Canceled."

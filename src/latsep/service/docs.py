@@ -104,7 +104,16 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "ended_at": ("Unix time it ended", 1764750012.9),
         "queue_wait_s": ("Seconds spent queued", 0.25),
         "run_s": ("Seconds spent running", 12.5),
-        "stages": (None, {"decode_s": 0.05, "separate_s": 11.8, "score_s": 0.4, "encode_s": 0.2}),
+        "stages": (
+            None,
+            {
+                "decode_s": 0.05,
+                "separate_s": 11.8,
+                "score_s": 0.4,
+                "encode_s": 0.2,
+                "total_s": 12.5,
+            },
+        ),
     },
     "JobPublic": {
         "job_id": ("The job's id", JOB_ID),
@@ -127,7 +136,10 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "stems": (
             "Per source, where to download it (once finished)",
             {
-                "bass": {"wav": f"{_JOB}/stems/bass?format=wav", "flac": f"{_JOB}/stems/bass"},
+                "bass": {
+                    "wav": f"{_JOB}/stems/bass?format=wav",
+                    "flac": f"{_JOB}/stems/bass?format=flac",
+                },
             },
         ),
         "zip_url": ("All stems in one zip (once finished)", f"{_JOB}/stems.zip"),
