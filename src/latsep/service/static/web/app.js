@@ -143,9 +143,11 @@ function renderSources() {
 
 function renderReferences() {
   const box = $("references");
-  box.replaceChildren();
+  const kept = new Map([...box.querySelectorAll("label")].map((l) => [l.dataset.source, l]));
+  box.replaceChildren(); // a reference already chosen stays while its source does
   for (const source of chosenSources()) {
-    box.append(el("label", {}, `true ${source} stem`, el("input", { type: "file", accept: "audio/*", "data-source": source })));
+    box.append(kept.get(source) || el("label", { "data-source": source }, `true ${source} stem`,
+      el("input", { type: "file", accept: "audio/*", "data-source": source })));
   }
 }
 
@@ -190,9 +192,15 @@ zone.addEventListener("drop", (event) => {
   event.preventDefault();
   chooseFile(event.dataTransfer.files[0]);
 });
-// A file dropped beside the zone must not make the browser leave the page to open it.
-window.addEventListener("dragover", (event) => event.preventDefault());
-window.addEventListener("drop", (event) => event.preventDefault());
+// A file dropped anywhere else on the page is the mix too (the browser must not leave the
+// page to open it), except on a reference stem's own file input.
+const onFileInput = (event) => event.target instanceof HTMLInputElement && event.target.type === "file";
+window.addEventListener("dragover", (event) => { if (!onFileInput(event)) event.preventDefault(); });
+window.addEventListener("drop", (event) => {
+  if (onFileInput(event) || zone.contains(event.target)) return;
+  event.preventDefault();
+  if (!$("separate-form").hidden && event.dataTransfer.files[0]) chooseFile(event.dataTransfer.files[0]);
+});
 
 // --- submit and follow ---------------------------------------------------------------------
 
