@@ -209,9 +209,11 @@ def test_drop_a_mix_and_play_the_stems(browser, served: str, tmp_path: Path) -> 
     save_screenshot(browser, "web-page.png")
     print(f"browser flow: {time.monotonic() - started:.1f} s")
 
-    # The offline API docs render too (Swagger UI from the package's files).
+    # The offline API docs render too (Swagger UI and ReDoc from the package's files).
     browser.get(served + "/docs")
     wait_for(lambda: browser.find_elements("css selector", ".opblock"), timeout=20)
+    browser.get(served + "/redoc")
+    wait_for(lambda: browser.find_elements("css selector", "[data-section-id]"), timeout=20)
 
 
 def test_the_page_asks_for_the_api_key_once(
