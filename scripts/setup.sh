@@ -19,6 +19,21 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The web page's browser test (tests/service/test_browser.py) drives Debian's chromium through
+# chromium-driver. Not fatal: without them that test skips, saying what is missing.
+BROWSER_PACKAGES=(chromium chromium-driver)
+missing=()
+for pkg in "${BROWSER_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]} (for the browser test)"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  { $SUDO apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+    || echo "setup: could not install ${missing[*]}: tests/service/test_browser.py will skip" >&2
+fi
+
 # MMA needs its groove index built once (`mma -G`); it lives beside the grooves.
 if command -v mma >/dev/null && ! ls /usr/share/mma/lib/stdlib/.mmaDB >/dev/null 2>&1; then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"

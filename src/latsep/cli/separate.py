@@ -1,4 +1,5 @@
-"""`latsep separate`: separate a local file without HTTP or Redis; stems land in a folder."""
+"""`latsep separate`: separate a local file without HTTP or Redis (or, with `--remote URL`,
+through a latsep service with `latsep.client`); stems land in a folder."""
 
 from __future__ import annotations
 
@@ -39,10 +40,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="true stem of SOURCE, to print SDR/SI-SDR (repeat for every source)",
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default LATSEP_DEVICE)")
+    parser.add_argument(
+        "--remote",
+        default=None,
+        metavar="URL",
+        help="separate on the latsep service at URL (e.g. http://127.0.0.1:8000) instead of "
+        "in this process; --bundle and --device are the service's business then",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        help="API key for --remote (default: the LATSEP_API_KEY environment variable)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.remote:
+        from latsep.cli._remote import separate_remote
+
+        return separate_remote(args)
     from latsep.jobs import SeparationOptions
     from latsep.models.audio import AudioError, write_audio
     from latsep.models.bundle import BundleError

@@ -51,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn re-raises the SIGTERM it handled once it has stopped; with the default action
     # that would kill us before the worker and the embedded Redis are stopped below.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    port = args.port if args.port is not None else settings.port
+    print(f"web page: http://{host}:{port}/ (API docs: /docs)", file=sys.stderr)
     try:
         uvicorn.run(
             create_app(settings),
             host=host,
-            port=args.port if args.port is not None else settings.port,
+            port=port,
             log_level=settings.log_level,
         )
     finally:

@@ -18,11 +18,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 import latsep
 from latsep.jobs import JobStore, connect, latsep_queues, reap_abandoned
+from latsep.service.docs import document_fields, install_docs
 from latsep.service.errors import install_error_handlers
 from latsep.service.metrics import build_registry
 from latsep.service.routes import health, jobs, methods, results
 from latsep.service.security import AccessMiddleware, document_access
 from latsep.service.uploads import BodyLimitMiddleware
+from latsep.service.web import install_web
 from latsep.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
         version=latsep.__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # offline /docs and /redoc: install_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -85,6 +89,9 @@ def create_app(settings: Settings | None = None, redis: Redis | None = None) -> 
     app.include_router(methods.router)
     app.include_router(health.router)
     document_access(app, with_keys=bool(settings.api_key_list))
+    document_fields(app)
+    install_docs(app)
+    install_web(app)
     return app
 
 

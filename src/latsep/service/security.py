@@ -35,9 +35,16 @@ log = logging.getLogger(__name__)
 
 # Open without a key: orchestrators' probes and the API's own documentation.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"}
 )
+# Static files: the web page's and the docs' scripts and styles (the page asks for the key).
+PUBLIC_PREFIXES = ("/static/",)
+
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 class AccessMiddleware:
@@ -66,7 +73,7 @@ class AccessMiddleware:
             )
             await _send_error(send, 403, "forbidden_origin", message)
             return
-        if self.keys and scope["path"] not in PUBLIC_PATHS and not self._authorized(headers):
+        if self.keys and not is_public(scope["path"]) and not self._authorized(headers):
             message = "an API key is required: send `Authorization: Bearer <key>`"
             if "authorization" in headers:
                 message = "the API key is not valid"
@@ -163,7 +170,7 @@ def document_access(app: FastAPI, *, with_keys: bool) -> None:
                         "description": "a web page of a foreign origin",
                         "content": error,
                     }
-                if with_keys and path not in PUBLIC_PATHS:
+                if with_keys and not is_public(path):
                     operation["security"] = [{"apiKey": []}]
                     responses["401"] = {"description": "no or a wrong API key", "content": error}
         app.openapi_schema = spec
