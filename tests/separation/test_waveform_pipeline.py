@@ -104,6 +104,15 @@ def lattice_problem(n: int, k: int, length: int, seed: int):
     return priors, sources
 
 
+def mean_code_counts(k: int) -> torch.Tensor:
+    """Counts of the lattice's pairs of even codes: y = the code of their mean, exactly."""
+    counts = torch.zeros(k, k, k)
+    for a in range(0, k, 2):
+        for b in range(0, k, 2):
+            counts[a, b, (a + b) // 2] = 1.0
+    return counts
+
+
 def chain_scores(priors, likelihood, mixture_tokens, tokens):
     """Σ_t [Σ_i log p_i(z_t | z_(t-1)) + log L(y_t | z_t)] of whole paths (C, 2, T)."""
     c, _, steps = tokens.shape
@@ -120,10 +129,7 @@ def chain_scores(priors, likelihood, mixture_tokens, tokens):
 def test_toy_end_to_end_reproduces_the_mixture_exactly():
     k = 16
     priors, sources = lattice_problem(2, k, length=40, seed=0)
-    counts = torch.zeros(k, k, k)
-    for a in range(0, k, 2):
-        for b in range(0, k, 2):
-            counts[a, b, (a + b) // 2] = 1.0  # y = code of the mean, exactly
+    counts = mean_code_counts(k)
     mixture = sources.sum(0)
     progress = []
     result = separate_waveform(
@@ -170,10 +176,7 @@ def test_windows_continue_each_candidate(search):
     """Windows of 9 tokens with a 3-token prefix: every candidate continues its own history."""
     k = 16
     priors, sources = lattice_problem(2, k, length=30, seed=1)
-    counts = torch.zeros(k, k, k)
-    for a in range(0, k, 2):
-        for b in range(0, k, 2):
-            counts[a, b, (a + b) // 2] = 1.0
+    counts = mean_code_counts(k)
     likelihood = CountLikelihood(counts, 0.0)
     result = separate_waveform(
         "lass",
@@ -264,10 +267,7 @@ def test_separation_does_not_depend_on_the_upload_level():
     stems scale with the upload and still sum to it."""
     k = 16
     priors, sources = lattice_problem(2, k, length=30, seed=1)
-    counts = torch.zeros(k, k, k)
-    for a in range(0, k, 2):
-        for b in range(0, k, 2):
-            counts[a, b, (a + b) // 2] = 1.0
+    counts = mean_code_counts(k)
 
     class ScaledLattice(LatticeCodec):  # integer codes live at 1/100 of full scale
         def encode(self, audio):
