@@ -48,6 +48,7 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
     )
     if result is not None:
         public.sample_rate = result.sample_rate
+        public.channels = result.channels
         public.bundle = result.bundle
         public.device = result.device
         public.chosen_candidate = result.chosen_candidate

@@ -10,9 +10,11 @@ from latsep.models.audio.errors import (
 )
 from latsep.models.audio.io import (
     SAMPLE_RATE,
+    Upload,
     check_signal,
     encode_audio,
     load_audio,
+    load_upload,
     probe_duration,
     resample,
     to_mono,
@@ -27,9 +29,11 @@ __all__ = [
     "NonFiniteAudio",
     "SilentAudio",
     "UndecodableAudio",
+    "Upload",
     "check_signal",
     "encode_audio",
     "load_audio",
+    "load_upload",
     "probe_duration",
     "resample",
     "to_mono",

@@ -1,11 +1,13 @@
 """Audio in and out: decode what libsndfile reads, mono, resample with soxr, write wav/flac.
 
-Everything is float32 mono at `SAMPLE_RATE` once loaded; shapes use L for samples.
+`load_audio` gives float32 mono at `SAMPLE_RATE` (what the models hear); `load_upload` the
+audio as given, (channels, L) at its own rate (what the stems are cut from). L: samples.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -39,6 +41,22 @@ def probe_duration(source: AudioSource) -> float:
     return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
 
 
+@dataclass(frozen=True)
+class Upload:
+    """Audio as the user gave it: audio (channels, L) float32 at sample_rate."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.audio.shape[0])
+
+    def mono(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """(L',) float32: the mean of the channels, resampled to `sample_rate`."""
+        return resample(to_mono(self.audio.T), self.sample_rate, sample_rate)
+
+
 def load_audio(
     source: AudioSource,
     *,
@@ -52,6 +70,15 @@ def load_audio(
     all zeros (unless `allow_silent`), NaN/inf, or longer than `max_seconds` (checked from
     the header before decoding, so a huge file costs nothing).
     """
+    upload = load_upload(source, max_seconds=max_seconds, allow_silent=allow_silent)
+    return upload.mono(sample_rate)
+
+
+def load_upload(
+    source: AudioSource, *, max_seconds: float | None = None, allow_silent: bool = False
+) -> Upload:
+    """Decode `source` as given: every channel at its own rate (see `load_audio` for the
+    checks; silence is judged on the mean of the channels, what the models hear)."""
     limit = min(max_seconds, ABSURD_SECONDS) if max_seconds is not None else ABSURD_SECONDS
     try:
         with sf.SoundFile(_as_file(source)) as f:
@@ -67,9 +94,9 @@ def load_audio(
         raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
     if data.shape[0] == 0:
         raise EmptyAudio("the audio file holds no samples")
-    mono = to_mono(data)
-    check_signal(mono, allow_silent=allow_silent)
-    return resample(mono, native_rate, sample_rate)
+    check_signal(data, allow_silent=True)
+    check_signal(to_mono(data), allow_silent=allow_silent)
+    return Upload(np.ascontiguousarray(data.T), int(native_rate))
 
 
 def check_signal(audio: np.ndarray, *, allow_silent: bool = False) -> None:

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from latsep.models.audio import SAMPLE_RATE
 from latsep.models.data.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.codec import Codec
-from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
+from latsep.models.separation.consistency import mixture_error, si_sdr
 from latsep.models.separation.engine import separate
+from latsep.models.separation.masks import MaskGrid, apply_masks, estimate_masks
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ class WaveformSeparation:
     ‖y - Σ x̂_i‖² / ‖y‖² (lower is better); oracle_index: best-of-N by mean SI-SDR against
     references (an *oracle*, needs the references; None without them); oracle_si_sdr (C,)
     or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,). Tokens decode at the
-    level the models saw: divide what `decode_tokens` gives by input_gain."""
+    level the models saw: divide what `decode_tokens` gives by input_gain. masks: the soft
+    masks the stems came from (None with consistency "none"), for `apply_masks` to the
+    upload at its own rate and channels."""
 
     stems: np.ndarray
     raw_stems: np.ndarray
@@ -56,6 +60,7 @@ class WaveformSeparation:
     log_scores: torch.Tensor
     fallback_steps: torch.Tensor
     input_gain: float = 1.0  # the mixture was scaled by it before encoding: decode / gain
+    masks: MaskGrid | None = None
 
 
 def prior_context(priors: Sequence[Prior]) -> int | None:
@@ -249,10 +254,12 @@ def separate_waveform(
         oracle_scores = si_sdr(references[None], estimates).mean(1)  # (C,)
         oracle_index = int(np.argmax(oracle_scores))
     raw = estimates[chosen].astype(np.float32)
-    if consistency == "wiener":
-        stems = wiener_stems(mixture, estimates[chosen])
-    elif consistency == "ensemble":
-        stems = wiener_stems(mixture, estimates)  # masks from every candidate's power
+    masks = None
+    if consistency in ("wiener", "ensemble"):
+        # "ensemble": masks from every candidate's power; "wiener": the chosen one's.
+        rate = int(getattr(codec, "sample_rate", SAMPLE_RATE))
+        masks = estimate_masks(estimates if consistency == "ensemble" else raw, rate)
+        stems = apply_masks(masks, mixture[None], rate)[:, 0]  # (N, L)
     else:
         stems = raw
     if progress is not None:
@@ -268,4 +275,5 @@ def separate_waveform(
         log_scores=scores,
         fallback_steps=fallback,
         input_gain=gain,
+        masks=masks,
     )
