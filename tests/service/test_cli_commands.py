@@ -107,3 +107,38 @@ def test_separate_writes_stems_and_a_summary(tmp_path: Path, test_bundles) -> No
     wrong += ["--bundle", bundle_root, "--sources", "bass,piano"]
     bad = subprocess.run(wrong, capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and "cannot separate bass, piano with lass" in bad.stderr
+
+
+def test_separate_keeps_a_stereo_44k_upload_and_writes_flac(tmp_path: Path, test_bundles) -> None:
+    bass, drums = tone_mix(0.3, rate=44100)
+    upload = np.stack([bass + drums, drums - bass], 1)
+    (tmp_path / "mix.wav").write_bytes(wav_bytes(upload, rate=44100, subtype="FLOAT"))
+    env = {**os.environ, "LATSEP_TORCH_THREADS": "1"}
+    command = [sys.executable, "-m", "latsep", "separate", str(tmp_path / "mix.wav")]
+    command += ["--method", "lass", "--out", str(tmp_path / "out"), "--bundle", test_bundles[0]]
+    command += ["--num-candidates", "2", "--sources", "bass,drums"]
+    done = subprocess.run(
+        [*command, "--format", "flac", "--bit-depth", "24"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["sample_rate"] == 44100 and summary["channels"] == 2
+    stems = {}
+    for source in ("bass", "drums"):
+        info = sf.info(tmp_path / "out" / f"{source}.flac")
+        assert (info.samplerate, info.channels, info.subtype) == (44100, 2, "PCM_24")
+        stems[source] = sf.read(tmp_path / "out" / f"{source}.flac", dtype="float32")[0]
+    np.testing.assert_allclose(stems["bass"] + stems["drums"], upload, atol=2**-21)
+
+    bad = subprocess.run(
+        [*command, "--format", "flac", "--bit-depth", "float"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "FLAC stores 16- or 24-bit" in bad.stderr

@@ -14,8 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "separate",
         help="separate a local audio file into DIR/<source>.wav",
         description="Run one separation in this process (the worker's pipeline) and print a "
-        "JSON summary. Stems are float32 WAV at the bundle's rate and sum to the mixture "
-        "with --consistency wiener or ensemble.",
+        "JSON summary. The models run mono at 22,050 Hz; the stems keep the upload's sample "
+        "rate and channels and, with --consistency wiener or ensemble, sum to it (exactly "
+        "with float WAV, the default; integer formats round and clip at full scale).",
     )
     parser.add_argument("file", type=Path, help="the mixture (a plain sum of the sources)")
     parser.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
@@ -31,6 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--format", choices=("wav", "flac"), default="wav", help="stem files (default wav)"
+    )
+    parser.add_argument(
+        "--bit-depth",
+        choices=("16", "24", "float"),
+        default=None,
+        help="default: float for wav, 24 for flac (FLAC holds integers only)",
+    )
     parser.add_argument("--consistency", choices=("wiener", "ensemble", "none"), default="ensemble")
     parser.add_argument(
         "--reference",
@@ -56,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from latsep.models.audio import output_subtype
+
+    try:
+        subtype = output_subtype(args.format, args.bit_depth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.remote:
         from latsep.cli._remote import separate_remote
 
@@ -112,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     files = {}
     for source, audio in outcome.stems.items():
-        path = args.out / f"{source}.wav"
-        write_audio(path, audio, outcome.result.sample_rate, format="wav", subtype="FLOAT")
+        path = args.out / f"{source}.{args.format}"
+        write_audio(path, audio, outcome.result.sample_rate, format=args.format, subtype=subtype)
         files[source] = str(path)
     summary = {"method": args.method, "files": files}
     summary.update(outcome.result.model_dump(mode="json"))

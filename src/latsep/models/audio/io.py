@@ -123,6 +123,20 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
 
 
+BIT_DEPTHS: dict[str, Subtype] = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+
+
+def output_subtype(format: Format, bit_depth: str | None = None) -> Subtype:
+    """The subtype for `bit_depth` ("16", "24", "float"; None: float for wav, 24 for flac);
+    ValueError for float FLAC (FLAC holds integers) or an unknown depth."""
+    depth = bit_depth or ("float" if format == "wav" else "24")
+    if depth not in BIT_DEPTHS:
+        raise ValueError(f"bit depth must be one of {', '.join(BIT_DEPTHS)}; got {depth!r}")
+    if format == "flac" and depth == "float":
+        raise ValueError("FLAC stores 16- or 24-bit integers; use wav for float samples")
+    return BIT_DEPTHS[depth]
+
+
 def write_audio(
     dest: str | Path | BinaryIO,
     audio: np.ndarray,
