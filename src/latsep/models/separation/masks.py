@@ -54,6 +54,45 @@ def stft_size(length: int, n_fft: int = 1024, hop_length: int = 256) -> tuple[in
     return n_fft, hop_length
 
 
+class PowerAccumulator:
+    """Σ_c |X̂_ci|² per stem i, one candidate (N, L) at a time, in float32 (N, F, T)."""
+
+    def __init__(self, sample_rate: int, n_fft: int = 1024, hop_length: int = 256) -> None:
+        self.sample_rate = sample_rate
+        self.n_fft, self.hop_length = n_fft, hop_length
+        self.power: torch.Tensor | None = None
+
+    def add(self, candidate: np.ndarray) -> None:
+        """candidate (N, L): one candidate's decoded sources."""
+        n, length = candidate.shape
+        if self.power is None:
+            self.n_fft, self.hop_length = stft_size(length, self.n_fft, self.hop_length)
+        window = torch.hann_window(self.n_fft)
+        for i, stem in enumerate(candidate):
+            spec = _stft(
+                torch.from_numpy(np.asarray(stem, np.float32)), self.n_fft, self.hop_length, window
+            )
+            if self.power is None:
+                self.power = torch.zeros((n, *spec.shape), dtype=torch.float32)
+            self.power[i] += spec.abs() ** 2
+
+    def grid(self) -> MaskGrid:
+        """The masks M_i = P_i / Σ_j P_j, with the top-band row; uniform 1/N where all
+        candidates are silent."""
+        if self.power is None:
+            raise ValueError("no candidate was added")
+        power, n = self.power, self.power.shape[0]
+        freqs = torch.arange(power.shape[1]) * (self.sample_rate / self.n_fft)
+        nyquist = self.sample_rate / 2
+        top = (freqs >= TOP_BAND[0] * nyquist) & (freqs <= TOP_BAND[1] * nyquist)
+        power = torch.cat([power, power[:, top].sum(1, keepdim=True)], 1)  # (N, F + 1, T)
+        total = power.sum(0, keepdim=True)
+        masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
+        return MaskGrid(
+            masks.numpy().astype(np.float32), self.sample_rate, self.n_fft, self.hop_length
+        )
+
+
 def estimate_masks(
     estimates: np.ndarray, sample_rate: int, n_fft: int = 1024, hop_length: int = 256
 ) -> MaskGrid:
@@ -63,25 +102,10 @@ def estimate_masks(
     candidates = np.asarray(estimates)
     if candidates.ndim == 2:
         candidates = candidates[None]
-    _, n, length = candidates.shape
-    n_fft, hop_length = stft_size(length, n_fft, hop_length)
-    window = torch.hann_window(n_fft)
-    power: torch.Tensor | None = None  # (N, F, T) float32
+    accumulator = PowerAccumulator(sample_rate, n_fft, hop_length)
     for candidate in candidates:
-        for i, stem in enumerate(candidate):
-            spec = _stft(torch.from_numpy(np.asarray(stem, np.float32)), n_fft, hop_length, window)
-            if power is None:
-                power = torch.zeros((n, *spec.shape), dtype=torch.float32)
-            power[i] += spec.abs() ** 2
-    assert power is not None
-    freqs = torch.arange(power.shape[1]) * (sample_rate / n_fft)
-    nyquist = sample_rate / 2
-    top = (freqs >= TOP_BAND[0] * nyquist) & (freqs <= TOP_BAND[1] * nyquist)
-    high = power[:, top].sum(1, keepdim=True)  # (N, 1, T)
-    power = torch.cat([power, high], 1)  # (N, F + 1, T)
-    total = power.sum(0, keepdim=True)
-    masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
-    return MaskGrid(masks.numpy().astype(np.float32), sample_rate, n_fft, hop_length)
+        accumulator.add(candidate)
+    return accumulator.grid()
 
 
 def upload_stft_size(grid: MaskGrid, sample_rate: int) -> tuple[int, int]:
