@@ -154,9 +154,11 @@ def test_routing_picks_the_bundle_that_serves_the_request() -> None:
     assert caps["three"].max_sources["mlass-bp"] == 3 and caps["two"].max_sources["lass"] == 2
 
 
-def test_default_sources_refuse_ambiguity() -> None:
+def test_default_sources_take_bass_drums_else_refuse_ambiguity() -> None:
     engine = toy_engine(sources=("bass", "drums", "piano"))
     assert engine.default_sources("mlass-bp") == ["bass", "drums", "piano"]
+    assert engine.default_sources("lass") == ["bass", "drums"]  # the documented pair
+    engine = toy_engine(sources=("bass", "piano", "voice"))
     with pytest.raises(UnservableRequest, match="choose `sources` for lass among"):
         engine.default_sources("lass")
 

@@ -42,8 +42,8 @@ _EPS = 1e-12
 _MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 _DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
-# Tokens per decoder call along time (≈12 s at hop 64), plus the decoder's context each side.
-DECODE_CHUNK_TOKENS = 4096
+# Tokens per decoder call along time (≈6 s at hop 64), plus the decoder's context each side.
+DECODE_CHUNK_TOKENS = 2048
 
 
 @dataclass(frozen=True)
