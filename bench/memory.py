@@ -31,15 +31,21 @@ from pathlib import Path
 import numpy as np
 
 
-def _mix(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
-    """(L, 2) float32: a bass line, a kick/noise pattern and a pad, panned apart."""
+def _write_mix(path: Path, seconds: float, rate: int, seed: int = 0) -> None:
+    """A stereo float WAV, written 10 s at a time (the bench's own arrays stay small): a
+    bass line, a noise-burst pattern and a pad, panned apart."""
+    import soundfile as sf
+
     rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    bass = 0.25 * np.sin(2 * np.pi * 55 * t * (1 + 0.5 * (np.floor(t * 2) % 2)))
-    drums = 0.2 * np.exp(-((t * 4) % 1.0) * 12) * rng.standard_normal(t.size)
-    pad = 0.1 * np.sin(2 * np.pi * 330 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.25 * t))
-    left, right = bass + 0.8 * drums + 0.3 * pad, bass + 0.5 * drums + 0.7 * pad
-    return np.stack([left, right], 1).astype(np.float32)
+    total = int(seconds * rate)
+    with sf.SoundFile(path, "w", rate, 2, subtype="FLOAT") as out:
+        for start in range(0, total, 10 * rate):
+            t = np.arange(start, min(total, start + 10 * rate)) / rate
+            bass = 0.25 * np.sin(2 * np.pi * 55 * t * (1 + 0.5 * (np.floor(t * 2) % 2)))
+            drums = 0.2 * np.exp(-((t * 4) % 1.0) * 12) * rng.standard_normal(t.size)
+            pad = 0.1 * np.sin(2 * np.pi * 330 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 0.25 * t))
+            left, right = bass + 0.8 * drums + 0.3 * pad, bass + 0.5 * drums + 0.7 * pad
+            out.write(np.stack([left, right], 1).astype(np.float32))
 
 
 def _peak_mb() -> float:
@@ -67,7 +73,6 @@ def _fake_search(num_tokens: int):
 
 def one(args: argparse.Namespace) -> dict:
     """Run one duration in this process; returns its figures."""
-    import soundfile as sf
     import torch
 
     from latsep.jobs import SeparationOptions
@@ -84,7 +89,7 @@ def one(args: argparse.Namespace) -> dict:
         waveform.separate = _fake_search(int(bundle.bundle.codec.num_tokens))  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mix.wav"
-        sf.write(path, _mix(args.one, 44100), 44100, subtype="FLOAT")
+        _write_mix(path, args.one, 44100)
         baseline = _peak_mb()
         start = time.perf_counter()
         options = SeparationOptions(num_candidates=args.num_candidates, seed=0)

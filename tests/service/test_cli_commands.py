@@ -142,3 +142,55 @@ def test_separate_keeps_a_stereo_44k_upload_and_writes_flac(tmp_path: Path, test
         timeout=120,
     )
     assert bad.returncode == 2 and "FLAC stores 16- or 24-bit" in bad.stderr
+
+
+def test_friendly_cli_version_methods_device_and_several_files(
+    tmp_path: Path, test_bundles
+) -> None:
+    env = {**os.environ, "LATSEP_TORCH_THREADS": "1"}
+
+    def latsep(*argv: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "latsep", *argv]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+
+    version = latsep("--version")
+    assert version.returncode == 0 and version.stdout.startswith("latsep ")
+    bundles = [arg for b in test_bundles for arg in ("--bundle", str(b))]
+    methods = latsep("methods", "--json", *bundles)
+    assert methods.returncode == 0, methods.stderr
+    rows = {(r["method"], r["bundle"]): r for r in json.loads(methods.stdout)}
+    assert rows[("lass", "test-plain")]["default_sources"] == ["bass", "drums"]
+    assert any(r["default"] and r["method"] == "mlass-pe" for r in rows.values())
+
+    bass, drums = tone_mix(0.2)
+    for name, gain in (("one", 1.0), ("two", 0.5)):
+        (tmp_path / f"{name}.wav").write_bytes(wav_bytes(gain * (bass + drums), subtype="FLOAT"))
+    (tmp_path / "bass.wav").write_bytes(wav_bytes(bass, subtype="FLOAT"))
+    (tmp_path / "drums.wav").write_bytes(wav_bytes(drums, subtype="FLOAT"))
+    cuda = latsep("separate", str(tmp_path / "one.wav"), "--out", str(tmp_path), "--device", "cuda")
+    if cuda.returncode != 0:  # a machine without CUDA: one line, no traceback
+        assert cuda.returncode == 2 and "Traceback" not in cuda.stderr
+        assert cuda.stderr.strip().count("\n") == 0 and "CUDA" in cuda.stderr
+
+    common = ["--method", "lass", "--num-candidates", "2", *bundles[:2]]
+    several = latsep(
+        "separate", str(tmp_path / "one.wav"), str(tmp_path / "two.wav"),
+        "--out", str(tmp_path / "out"), *common,
+    )  # fmt: skip
+    assert several.returncode == 0, several.stderr
+    summaries = json.loads(several.stdout)
+    assert [s["file"] for s in summaries] == [str(tmp_path / "one.wav"), str(tmp_path / "two.wav")]
+    for name in ("one", "two"):
+        assert sorted(p.name for p in (tmp_path / "out" / name).iterdir()) == [
+            "bass.wav",
+            "drums.wav",
+        ]
+    # the references name the sources: no --sources needed
+    referenced = latsep(
+        "separate", str(tmp_path / "one.wav"), "--out", str(tmp_path / "ref"), *common,
+        "--reference", f"drums={tmp_path / 'drums.wav'}",
+        "--reference", f"bass={tmp_path / 'bass.wav'}",
+    )  # fmt: skip
+    assert referenced.returncode == 0, referenced.stderr
+    summary = json.loads(referenced.stdout)
+    assert summary["sources"] == ["drums", "bass"] and set(summary["sdr"]) == {"bass", "drums"}

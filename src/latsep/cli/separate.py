@@ -18,10 +18,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rate and channels and, with --consistency wiener or ensemble, sum to it (exactly "
         "with float WAV, the default; integer formats round and clip at full scale).",
     )
-    parser.add_argument("file", type=Path, help="the mixture (a plain sum of the sources)")
-    parser.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs="+",
+        help="the mixture (a plain sum of the sources); several files: OUT/<file name>/",
+    )
+    parser.add_argument(
+        "--method",
+        default="mlass-pe",
+        help="lass, lqvae, hybrid, mlass-bp, mlass-pe (default, the best by the benchmark); "
+        "`latsep methods` lists what the bundles serve",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--sources", default=None, help="comma-separated, e.g. bass,drums")
+    parser.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated, e.g. bass,drums; default: those --reference names, else the "
+        "bundle's (bass,drums for two-source methods)",
+    )
     parser.add_argument(
         "--bundle", action="append", type=Path, default=None, help="bundle dir (repeatable)"
     )
@@ -76,6 +91,10 @@ def run(args: argparse.Namespace) -> int:
     if args.remote:
         from latsep.cli._remote import separate_remote
 
+        if len(args.file) > 1:
+            print("error: --remote takes one file at a time", file=sys.stderr)
+            return 2
+        args.file = args.file[0]
         return separate_remote(args)
     from latsep.jobs import SeparationOptions
     from latsep.models.audio import AudioError, write_audio
@@ -113,26 +132,55 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    device = args.device or settings.device
+    problem = device_problem(device)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if references and len(args.file) > 1:
+        print("error: --reference goes with one file", file=sys.stderr)
+        return 2
     try:
-        engine = Engine.load(paths, device=args.device or settings.device)
+        engine = Engine.load(paths, device=device)
     except (BundleError, OSError) as exc:
         print(f"error: cannot load bundles: {exc}", file=sys.stderr)
         return 2
-    sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
-    try:
-        outcome = pipeline.run(
-            engine, args.method, sources, args.file, options, references=references
-        )
-    except (AudioError, UnservableRequest, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for source, audio in outcome.stems.items():
-        path = args.out / f"{source}.{args.format}"
-        write_audio(path, audio, outcome.result.sample_rate, format=args.format, subtype=subtype)
-        files[source] = str(path)
-    summary = {"method": args.method, "files": files}
-    summary.update(outcome.result.model_dump(mode="json"))
-    print(json.dumps(summary, indent=2))
+    if args.sources:
+        sources: list[str] | None = [s.strip() for s in args.sources.split(",")]
+    else:
+        sources = list(references) or None  # the references name the sources
+    summaries = []
+    for file in args.file:
+        out = args.out / file.stem if len(args.file) > 1 else args.out
+        try:
+            outcome = pipeline.run(
+                engine, args.method, sources, file, options, references=references
+            )
+        except (AudioError, UnservableRequest, ValueError) as exc:
+            print(
+                f"error: {file}: {exc}" if len(args.file) > 1 else f"error: {exc}", file=sys.stderr
+            )
+            return 1
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for source, audio in outcome.stems.items():
+            path = out / f"{source}.{args.format}"
+            rate = outcome.result.sample_rate
+            write_audio(path, audio, rate, format=args.format, subtype=subtype)
+            files[source] = str(path)
+        summary = {"method": args.method, "file": str(file), "files": files}
+        summary.update(outcome.result.model_dump(mode="json"))
+        summaries.append(summary)
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     return 0
+
+
+def device_problem(device: str) -> str | None:
+    """A one-line reason `device` cannot be used here, or None."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"--device {device}: torch sees no CUDA device on this machine; use cpu or auto"
+    return None
