@@ -175,9 +175,10 @@ def test_friendly_cli_version_methods_device_and_several_files(
     common = ["--method", "lass", "--num-candidates", "2", *bundles[:2]]
     several = latsep(
         "separate", str(tmp_path / "one.wav"), str(tmp_path / "two.wav"),
-        "--out", str(tmp_path / "out"), *common,
+        "--out", str(tmp_path / "out"), *common, "--quiet",
     )  # fmt: skip
     assert several.returncode == 0, several.stderr
+    assert "%|" not in several.stderr  # --quiet: no progress bar
     summaries = json.loads(several.stdout)
     assert [s["file"] for s in summaries] == [str(tmp_path / "one.wav"), str(tmp_path / "two.wav")]
     for name in ("one", "two"):
@@ -192,5 +193,6 @@ def test_friendly_cli_version_methods_device_and_several_files(
         "--reference", f"bass={tmp_path / 'bass.wav'}",
     )  # fmt: skip
     assert referenced.returncode == 0, referenced.stderr
+    assert "one.wav: 100%|" in referenced.stderr and "separating" in referenced.stderr  # tqdm
     summary = json.loads(referenced.stdout)
     assert summary["sources"] == ["drums", "bass"] and set(summary["sdr"]) == {"bass", "drums"}

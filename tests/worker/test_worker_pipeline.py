@@ -4,6 +4,7 @@ determinism, scores against references, routing and refusals."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -296,3 +297,30 @@ def test_the_worker_refuses_a_decode_bomb_before_decoding(
     limits = DecodeLimits(max_channels=8, max_sample_rate=16_000, max_samples=10**9)
     with pytest.raises(AudioTooLarge, match="22050 Hz"):
         pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)
+
+
+def test_progress_names_the_stages_with_their_counts(engine: Engine) -> None:
+    bass, drums = mixture(SHORT)
+    seen: list[tuple[float, str]] = []
+    pipeline.run(
+        engine,
+        "lass",
+        None,
+        wav(bass + drums),
+        options(),
+        progress=lambda f, s: seen.append((f, s)),
+    )
+    fractions = [f for f, _ in seen]
+    assert all(np.diff(fractions) >= 0) and fractions[-1] == 1.0
+    stages = [s for _, s in seen]
+    assert stages[0] == "decoding" and stages[-1] == "done"
+    assert any(re.fullmatch(r"separating \d+/\d+ tokens", s) for s in stages)
+    assert any(re.fullmatch(r"decoding stems \d/2 candidates", s) for s in stages)
+    assert "masking" in stages
+
+
+def test_eta_is_the_pace_so_far() -> None:
+    from latsep.worker.jobs import eta
+
+    assert eta(10.0, 0.01) is None  # too early to say
+    assert eta(10.0, 0.25) == 30.0 and eta(10.0, 1.0) == 0.0

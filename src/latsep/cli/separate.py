@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -63,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="SOURCE=PATH",
         help="true stem of SOURCE, to print SDR/SI-SDR (repeat for every source)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar on stderr (the JSON stays)"
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default LATSEP_DEVICE)")
     parser.add_argument(
@@ -153,9 +158,16 @@ def run(args: argparse.Namespace) -> int:
     for file in args.file:
         out = args.out / file.stem if len(args.file) > 1 else args.out
         try:
-            outcome = pipeline.run(
-                engine, args.method, sources, file, options, references=references
-            )
+            with progress_bar(file.name, args.quiet) as progress:
+                outcome = pipeline.run(
+                    engine,
+                    args.method,
+                    sources,
+                    file,
+                    options,
+                    references=references,
+                    progress=progress,
+                )
         except (AudioError, UnservableRequest, ValueError) as exc:
             print(
                 f"error: {file}: {exc}" if len(args.file) > 1 else f"error: {exc}", file=sys.stderr
@@ -173,6 +185,39 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
     print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     return 0
+
+
+@contextmanager
+def progress_bar(name: str, quiet: bool) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar on stderr over the pipeline's progress (0..1, in 0.1 %), its stage
+    ("separating 120/5168 tokens", ...) as the postfix; nothing with `quiet`."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=1000,
+        desc=name,
+        file=sys.stderr,
+        disable=quiet,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        dynamic_ncols=True,
+    )
+
+    shown = [""]
+
+    def update(fraction: float, stage: str) -> None:
+        if quiet:
+            return
+        done = round(1000 * min(max(fraction, 0.0), 1.0))
+        if stage != shown[0]:
+            shown[0] = stage
+            bar.set_postfix_str(stage, refresh=False)
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def device_problem(device: str) -> str | None:

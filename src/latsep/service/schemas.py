@@ -59,7 +59,13 @@ class JobPublic(BaseModel):
     job_id: str
     status: JobStatusName
     progress: float = Field(ge=0, le=1)
-    stage: str
+    stage: str = Field(
+        description="decoding, separating N/T tokens, decoding stems C/N candidates, "
+        "masking, scoring; queued, done, failed, canceled"
+    )
+    eta_seconds: float | None = Field(
+        default=None, description="seconds left at the pace so far, while running"
+    )
     cancel_requested: bool = False
     error: str | None = None
     method: str

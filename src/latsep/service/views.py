@@ -33,6 +33,7 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
         status=state.status,
         progress=state.progress,
         stage=state.stage,
+        eta_seconds=state.eta_seconds,
         cancel_requested=state.cancel_requested,
         error=state.error,
         method=request.method,

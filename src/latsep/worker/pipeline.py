@@ -88,6 +88,7 @@ def run(
     timings["decode_s"] = time.perf_counter() - start
 
     report(_DECODE, "separating")
+    stage = ["separating"]  # what separate_waveform says it is doing, with its counts
     start = time.perf_counter()
     separation = separate_waveform(
         method,
@@ -103,7 +104,8 @@ def run(
         seed=used.seed,
         consistency=used.consistency,
         references=refs,
-        progress=lambda f: report(_DECODE + _SEPARATE * float(f), "separating"),
+        progress=lambda f: report(_DECODE + _SEPARATE * float(f), stage[0]),
+        stages=lambda name, done, total: stage.__setitem__(0, _stage_text(name, done, total)),
         stem_level_dbfs=bundle.stem_level_dbfs,
     )
     timings["separate_s"] = time.perf_counter() - start
@@ -143,6 +145,12 @@ def run(
     by_source = {s: full[i, 0] if upload.channels == 1 else full[i].T for i, s in enumerate(order)}
     stems = {s: by_source[s] for s in chosen_sources}
     return SeparationOutcome(stems=stems, result=result)
+
+
+def _stage_text(name: str, done: int, total: int) -> str:
+    """ "separating 120/5168 tokens", "decoding stems 3/8 candidates", "masking"."""
+    unit = {"separating": "tokens", "decoding stems": "candidates"}.get(name)
+    return f"{name} {done}/{total} {unit}" if unit else name
 
 
 def _upload_stems(separation: Any, upload: Upload, model_rate: int) -> np.ndarray:

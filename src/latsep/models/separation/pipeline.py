@@ -39,6 +39,7 @@ CONSISTENCIES = ("wiener", "ensemble", "none")
 # −27.0 for 3). Uploads come at any level; tokens depend on it.
 NOMINAL_STEM_DBFS = -22.5
 _EPS = 1e-12
+_SEARCH_SHARE, _DECODE_SHARE = 0.8, 0.15  # of the progress fraction; masks take the rest
 _MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 _DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
@@ -231,6 +232,7 @@ def separate_waveform(
     consistency: str = "ensemble",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
+    stages: Callable[[str, int, int], None] | None = None,
     codec_bf16: bool | None = None,
     stem_level_dbfs: float | None = None,
 ) -> WaveformSeparation:
@@ -252,6 +254,9 @@ def separate_waveform(
     own, `Bundle.stem_level_dbfs`). None: the mixture as uploaded.
     The decoded sources are scaled back, the masks are scale-free: the stems still sum to
     the mixture as given.
+    progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
+    0.95) and the masks; stages(name, done, total) says where, before each progress call:
+    "separating" (tokens), "decoding stems" (candidates), "masking".
     """
     device = codec_device(codec)  # a GPU codec wants GPU input
     if codec_bf16 is None:
@@ -286,8 +291,10 @@ def separate_waveform(
     for start in range(0, total, window):
 
         def report(done: int, start: int = start) -> None:
+            if stages is not None:
+                stages("separating", start + done, total)
             if progress is not None:
-                progress(0.9 * (start + done) / total)
+                progress(_SEARCH_SHARE * (start + done) / total)
 
         result = separate(
             method,
@@ -318,7 +325,12 @@ def separate_waveform(
     oracle_scores = np.empty_like(errors) if references is not None else None
     mixture_energy = float((mixture**2).sum()) + _EPS
     chosen, raw = 0, np.zeros((n, length), dtype=np.float32)
+    num_rows = tokens.shape[0]
     for c, decoded in enumerate(iter_candidates(codec, tokens, length, codec_bf16)):
+        if stages is not None:
+            stages("decoding stems", c, num_rows)
+        if progress is not None:
+            progress(_SEARCH_SHARE + _DECODE_SHARE * c / num_rows)
         estimate = decoded / np.float32(gain)  # (N, L) float32, at the upload's level
         residual = mixture - estimate.sum(0, dtype=np.float64)  # (L,)
         errors[c] = float((residual**2).sum()) / mixture_energy
@@ -330,6 +342,10 @@ def separate_waveform(
             chosen, raw = c, estimate
     oracle_index = int(np.argmax(oracle_scores)) if oracle_scores is not None else None
     masks = None
+    if stages is not None:
+        stages("masking", 0, 1)
+    if progress is not None:
+        progress(_SEARCH_SHARE + _DECODE_SHARE)
     if consistency in ("wiener", "ensemble"):
         # "ensemble": masks from every candidate's power; "wiener": the chosen one's.
         masks = ensemble.grid() if ensemble is not None else estimate_masks(raw, rate)
