@@ -177,7 +177,19 @@ def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> No
     try:
         info = sf.info(io.BytesIO(source))
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        return  # not readable: load_audio says so in its own words
+        from latsep.models.audio import AudioError, ffmpeg
+
+        if not ffmpeg.available():
+            return  # not readable: load_upload says so in its own words
+        try:
+            found = ffmpeg.probe(bytes(source))
+        except AudioError:
+            return
+        limits.check_format(found.channels, found.sample_rate)
+        frames = int(found.duration_seconds * found.sample_rate)
+        if frames > 0:
+            limits.check_samples(frames, found.channels, found.sample_rate)
+        return
     limits.check_format(info.channels, info.samplerate)
     if 0 < info.frames < 2**62:
         limits.check_samples(info.frames, info.channels, info.samplerate)

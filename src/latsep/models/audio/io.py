@@ -1,4 +1,4 @@
-"""Audio in and out: decode what libsndfile reads, mono, resample with soxr, write wav/flac.
+"""Audio in and out: decode what libsndfile reads (else ffmpeg), resample with soxr, write.
 
 `load_audio` gives float32 mono at `SAMPLE_RATE` (what the models hear); `load_upload` the
 audio as given, (channels, L) at its own rate (what the stems are cut from). L: samples.
@@ -15,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from latsep.models.audio import ffmpeg
 from latsep.models.audio.errors import (
     AudioTooLong,
     EmptyAudio,
@@ -91,12 +92,31 @@ def load_upload(
     except AudioTooLong:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+        if not ffmpeg.available():
+            raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+        upload = _load_with_ffmpeg(source, limit)  # m4a, AAC, Opus, ...
+        data, native_rate = upload.audio.T, upload.sample_rate
     if data.shape[0] == 0:
         raise EmptyAudio("the audio file holds no samples")
     check_signal(data, allow_silent=True)
     check_signal(to_mono(data), allow_silent=allow_silent)
     return Upload(np.ascontiguousarray(data.T), int(native_rate))
+
+
+def _load_with_ffmpeg(source: AudioSource, limit: float) -> Upload:
+    """What libsndfile refused, through ffmpeg: the duration checked from ffprobe first."""
+    if not isinstance(source, str | Path | bytes | bytearray):
+        source.seek(0)
+        source = source.read()
+    found = ffmpeg.probe(bytes(source) if isinstance(source, bytearray) else source)
+    if found.duration_seconds > limit:
+        raise AudioTooLong(
+            f"audio is {found.duration_seconds:.1f} s long; the limit is {limit:.1f} s"
+        )
+    audio, rate = ffmpeg.decode(
+        bytes(source) if isinstance(source, bytearray) else source, found, limit
+    )
+    return Upload(audio, rate)
 
 
 def check_signal(audio: np.ndarray, *, allow_silent: bool = False) -> None:
