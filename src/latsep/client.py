@@ -276,16 +276,22 @@ class Result:
         return None
 
     def download(
-        self, directory: str | Path, format: Literal["wav", "flac"] = "wav"
+        self,
+        directory: str | Path,
+        format: Literal["wav", "flac"] = "wav",
+        bit_depth: Literal["16", "24", "float"] | None = None,
     ) -> dict[str, Path]:
-        """Write every stem as DIR/<source>.<format>; returns {source: path}. Waits first if
-        the job was not seen finished."""
+        """Write every stem as DIR/<source>.<format> (bit_depth None: float WAV, 24-bit
+        FLAC); returns {source: path}. Waits first if the job was not seen finished."""
         job = self.job if self.job is not None and self.job.done else self.wait()
         if job.stems is None:
             raise JobFailed(job)
         directory = Path(directory)
         return {
-            source: self.client.download_to(links[format], directory / f"{source}.{format}")
+            source: self.client.download_to(
+                links[format] + (f"&bit_depth={bit_depth}" if bit_depth else ""),
+                directory / f"{source}.{format}",
+            )
             for source, links in job.stems.items()
         }
 

@@ -222,7 +222,8 @@ def test_three_source_pipeline_ranks_by_consistency():
     ensemble = run("ensemble")
     torch.testing.assert_close(ensemble.tokens, result.tokens)
     decoded = LatticeCodec(k).decode(result.tokens).numpy().astype(float)  # (C, N, L)
-    np.testing.assert_allclose(ensemble.stems, wiener_stems(mixture, decoded), atol=1e-6)
+    # float32 masks and STFTs (bounded memory) against float64 wiener_stems: float32 tolerance
+    np.testing.assert_allclose(ensemble.stems, wiener_stems(mixture, decoded), rtol=2e-6, atol=1e-6)
     np.testing.assert_allclose(ensemble.raw_stems, result.raw_stems)  # the chosen one's
     assert not np.allclose(ensemble.stems, result.stems)
 

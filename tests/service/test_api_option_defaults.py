@@ -183,3 +183,24 @@ def test_a_real_worker_runs_with_its_bundle_defaults(
         assert len(job["candidate_consistency"]) == 3
     finally:
         worker.stop()
+
+
+def test_method_defaults_to_mlass_pe_and_references_name_the_sources(
+    app_client: TestClient, store: JobStore
+) -> None:
+    """No `method`: mlass-pe; no `sources` but reference_bass and reference_drums: those two
+    (here among three, where naming none would mean all three)."""
+    register(store, {}, sources=("bass", "drums", "other"))
+    bass, drums = tone_mix(0.5)
+    files = {
+        "file": ("mix.wav", wav_bytes(bass + drums)),
+        "reference_bass": ("b.wav", wav_bytes(bass)),
+        "reference_drums": ("d.wav", wav_bytes(drums)),
+    }
+    response = app_client.post("/separate", files=files)
+    assert response.status_code == 202, response.text
+    job = app_client.get(response.json()["url"]).json()
+    assert job["method"] == "mlass-pe" and job["sources"] == ["bass", "drums"]
+    plain = app_client.post("/separate", files={"file": ("mix.wav", mix_wav())})
+    assert plain.status_code == 202, plain.text
+    assert app_client.get(plain.json()["url"]).json()["sources"] == ["bass", "drums", "other"]

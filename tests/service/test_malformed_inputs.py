@@ -48,7 +48,7 @@ UPLOADS = [
     ("au of garbage", {"method": "lass"}, {"file": ("a.au", b".snd" + bytes(20))}),
     ("w64 header", {"method": "lass"}, {"file": ("a.w64", wav(fmt="W64")[:60])}),
     ("text file", {"method": "lass"}, {"file": ("a.txt", b"hello " * 100)}),
-    ("method empty", {"method": ""}, {"file": ("a.wav", WAV)}),
+    ("method blank", {"method": " "}, {"file": ("a.wav", WAV)}),  # empty: the default method
     ("method unicode", {"method": "läss\u202e"}, {"file": ("a.wav", WAV)}),
     ("sources junk", {"method": "lass", "sources": ",,,"}, {"file": ("a.wav", WAV)}),
     ("sources huge", {"method": "lass", "sources": "x," * 5000}, {"file": ("a.wav", WAV)}),

@@ -104,6 +104,43 @@ def test_full_flow_with_references(app_client: TestClient, start_worker, store: 
     assert 'latsep_jobs{state="finished"} 2.0' in metrics
 
 
+def test_stereo_44k_stems_come_back_stereo_44k_in_every_format(
+    app_client: TestClient, start_worker
+) -> None:
+    """Stems keep the upload's rate and channels and sum to it; downloads as float, 24- or
+    16-bit WAV and FLAC; float FLAC is refused."""
+    start_worker()
+    bass, drums = tone_mix(0.5, rate=44100)
+    upload = np.stack([bass + drums, bass - 0.5 * drums], 1)  # (L, 2)
+    files = {"file": ("mix.wav", wav_bytes(upload, rate=44100, subtype="FLOAT"))}
+    form = {"method": "lass", "num_candidates": "2", "sources": "bass,drums"}
+    response = app_client.post("/separate", data=form, files=files)
+    assert response.status_code == 202, response.text
+    job = wait_job(app_client, response.json()["job_id"])
+    assert job["status"] == "finished", job
+    assert job["sample_rate"] == 44100 and job["channels"] == 2
+    stems = {}
+    for source, links in job["stems"].items():
+        stems[source], rate = sf.read(io.BytesIO(app_client.get(links["wav"]).content))
+        assert rate == 44100 and stems[source].shape == upload.shape
+        for query, subtype, atol in (
+            ("format=wav&bit_depth=24", "PCM_24", 2**-22),
+            ("format=wav&bit_depth=16", "PCM_16", 2**-14),
+            ("format=flac&bit_depth=16", "PCM_16", 2**-14),
+            ("format=flac", "PCM_24", 2**-22),
+        ):
+            data = app_client.get(links["wav"].split("?")[0] + "?" + query).content
+            assert sf.info(io.BytesIO(data)).subtype == subtype
+            audio, rate = sf.read(io.BytesIO(data))
+            assert rate == 44100
+            np.testing.assert_allclose(audio, stems[source], atol=atol)
+        refused = app_client.get(links["wav"].split("?")[0] + "?format=flac&bit_depth=float")
+        assert refused.status_code == 422
+    np.testing.assert_allclose(stems["bass"] + stems["drums"], upload, atol=1e-5)
+    zipped = app_client.get(job["zip_url"] + "?format=flac&bit_depth=16").content
+    assert sorted(zipfile.ZipFile(io.BytesIO(zipped)).namelist()) == ["bass.flac", "drums.flac"]
+
+
 def test_progress_events_stream_until_the_end(app_client: TestClient, start_worker) -> None:
     start_worker()
     bass, drums = tone_mix(2.0)

@@ -4,6 +4,7 @@ determinism, scores against references, routing and refusals."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,13 +60,40 @@ def test_consistency_none_returns_the_raw_decoded_sources(engine: Engine) -> Non
     assert np.abs(total - (bass + drums)).max() > 1e-2
 
 
-def test_a_stereo_44k_upload_is_downmixed_and_resampled(engine: Engine) -> None:
+@pytest.mark.parametrize("consistency", ["wiener", "ensemble"])
+@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 2), (16000, 1), (44100, 3)])
+def test_stems_come_back_as_the_user_gave_the_mix(
+    engine: Engine, rate: int, channels: int, consistency: str
+) -> None:
+    """The models hear mono at 22,050 Hz; the stems keep the upload's rate and channels
+    and sum to it, channel by channel (float WAV in, float32 stems out)."""
+    rng = np.random.default_rng(rate + channels)
+    bass, drums = mixture(SHORT, rate=rate)
+    upload = np.stack([(bass + drums) * g for g in rng.uniform(0.3, 1.0, channels)], 1)
+    upload[:, -1] += 0.05 * rng.standard_normal(len(bass)).astype(np.float32)  # not all alike
+    buffer = io.BytesIO()
+    sf.write(buffer, upload, rate, format="WAV", subtype="FLOAT")
+    out = pipeline.run(
+        engine, "mlass-pe", None, buffer.getvalue(), options(consistency=consistency)
+    )
+    assert out.result.sample_rate == rate and out.result.channels == channels
+    assert out.result.model_sample_rate == 22050
+    assert out.result.num_samples == len(bass)
+    want = (len(bass), channels) if channels > 1 else (len(bass),)
+    assert all(stem.shape == want for stem in out.stems.values())
+    total = out.stems["bass"] + out.stems["drums"]
+    np.testing.assert_allclose(total, upload if channels > 1 else upload[:, 0], atol=2e-5)
+    # the channels differ, and so do their stems
+    assert channels == 1 or not np.allclose(out.stems["bass"][:, 0], out.stems["bass"][:, -1])
+
+
+def test_consistency_none_resamples_the_raw_sources_onto_every_channel(engine: Engine) -> None:
     bass, drums = mixture(SHORT, rate=44100)
     buffer = io.BytesIO()
-    sf.write(buffer, np.stack([bass + drums, bass + drums], 1), 44100, format="FLAC")
-    out = pipeline.run(engine, "mlass-pe", None, buffer.getvalue(), options())
-    assert out.result.sample_rate == 22050
-    assert abs(out.result.num_samples - len(bass) // 2) <= 1
+    sf.write(buffer, np.stack([bass + drums, bass - drums], 1), 44100, format="FLAC")
+    out = pipeline.run(engine, "mlass-pe", None, buffer.getvalue(), options(consistency="none"))
+    assert out.result.sample_rate == 44100 and out.stems["bass"].shape == (len(bass), 2)
+    np.testing.assert_array_equal(out.stems["bass"][:, 0], out.stems["bass"][:, 1])
 
 
 @pytest.mark.parametrize(("method", "consistency"), [("mlass-pe", "wiener"), ("lass", "ensemble")])
@@ -127,9 +155,11 @@ def test_routing_picks_the_bundle_that_serves_the_request() -> None:
     assert caps["three"].max_sources["mlass-bp"] == 3 and caps["two"].max_sources["lass"] == 2
 
 
-def test_default_sources_refuse_ambiguity() -> None:
+def test_default_sources_take_bass_drums_else_refuse_ambiguity() -> None:
     engine = toy_engine(sources=("bass", "drums", "piano"))
     assert engine.default_sources("mlass-bp") == ["bass", "drums", "piano"]
+    assert engine.default_sources("lass") == ["bass", "drums"]  # the documented pair
+    engine = toy_engine(sources=("bass", "piano", "voice"))
     with pytest.raises(UnservableRequest, match="choose `sources` for lass among"):
         engine.default_sources("lass")
 
@@ -151,7 +181,7 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     with torch.inference_mode():
         decoded = bundle.codec.decode(tokens[2]).numpy()[:, : len(mix)]  # (N, L)
     expected = wiener_stems(mix.astype(np.float64), decoded.astype(np.float64))
-    separation = SimpleNamespace(chosen=0, oracle_index=2, tokens=tokens)
+    separation = SimpleNamespace(chosen=0, oracle_index=2, tokens=tokens, input_gain=1.0)
     chosen_stems = np.zeros_like(refs)
     oracle = pipeline._oracle(
         separation,
@@ -210,7 +240,7 @@ def test_the_oracle_decodes_on_the_codecs_device() -> None:
     bass, drums = mixture(0.1)
     mix = bass + drums
     tokens = torch.zeros(2, 2, -(-len(mix) // 4), dtype=torch.long)
-    separation = SimpleNamespace(chosen=0, oracle_index=1, tokens=tokens)
+    separation = SimpleNamespace(chosen=0, oracle_index=1, tokens=tokens, input_gain=1.0)
     oracle = pipeline._oracle(
         separation,
         DeviceCodec(),
@@ -267,3 +297,30 @@ def test_the_worker_refuses_a_decode_bomb_before_decoding(
     limits = DecodeLimits(max_channels=8, max_sample_rate=16_000, max_samples=10**9)
     with pytest.raises(AudioTooLarge, match="22050 Hz"):
         pipeline.run(engine, "lass", None, wav(bass + drums), options(), limits=limits)
+
+
+def test_progress_names_the_stages_with_their_counts(engine: Engine) -> None:
+    bass, drums = mixture(SHORT)
+    seen: list[tuple[float, str]] = []
+    pipeline.run(
+        engine,
+        "lass",
+        None,
+        wav(bass + drums),
+        options(),
+        progress=lambda f, s: seen.append((f, s)),
+    )
+    fractions = [f for f, _ in seen]
+    assert all(np.diff(fractions) >= 0) and fractions[-1] == 1.0
+    stages = [s for _, s in seen]
+    assert stages[0] == "decoding" and stages[-1] == "done"
+    assert any(re.fullmatch(r"separating \d+/\d+ tokens", s) for s in stages)
+    assert any(re.fullmatch(r"decoding stems \d/2 candidates", s) for s in stages)
+    assert "masking" in stages
+
+
+def test_eta_is_the_pace_so_far() -> None:
+    from latsep.worker.jobs import eta
+
+    assert eta(10.0, 0.01) is None  # too early to say
+    assert eta(10.0, 0.25) == 30.0 and eta(10.0, 1.0) == 0.0

@@ -23,6 +23,7 @@ from latsep.worker.engine import Engine, LoadedBundle
 
 class ToyBundle:
     methods = ("lass", "mlass-bp", "mlass-pe")
+    stem_level_dbfs = None  # the mixture as uploaded, as `Bundle.stem_level_dbfs` may not
 
     def __init__(
         self,

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="latsep",
         description="Music source separation with latent generative methods.",
     )
+    from latsep import __version__
+
+    parser.add_argument("--version", action="version", version=f"latsep {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

@@ -47,7 +47,7 @@ def separate_remote(args: argparse.Namespace) -> int:
             print(f"job {result.job_id} submitted to {args.remote}", file=sys.stderr)
             job = result.wait(on_progress=_report)
             print(file=sys.stderr)
-            files = result.download(args.out)
+            files = result.download(args.out, args.format, args.bit_depth)
         except (ApiError, JobFailed) as exc:
             print(f"\nerror: {exc}", file=sys.stderr)
             return 1

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -14,13 +16,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "separate",
         help="separate a local audio file into DIR/<source>.wav",
         description="Run one separation in this process (the worker's pipeline) and print a "
-        "JSON summary. Stems are float32 WAV at the bundle's rate and sum to the mixture "
-        "with --consistency wiener or ensemble.",
+        "JSON summary. The models run mono at 22,050 Hz; the stems keep the upload's sample "
+        "rate and channels and, with --consistency wiener or ensemble, sum to it (exactly "
+        "with float WAV, the default; integer formats round and clip at full scale).",
     )
-    parser.add_argument("file", type=Path, help="the mixture (a plain sum of the sources)")
-    parser.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs="+",
+        help="the mixture (a plain sum of the sources); several files: OUT/<file name>/",
+    )
+    parser.add_argument(
+        "--method",
+        default="mlass-pe",
+        help="lass, lqvae, hybrid, mlass-bp, mlass-pe (default, the best by the benchmark); "
+        "`latsep methods` lists what the bundles serve",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--sources", default=None, help="comma-separated, e.g. bass,drums")
+    parser.add_argument(
+        "--sources",
+        default=None,
+        help="comma-separated, e.g. bass,drums; default: those --reference names, else the "
+        "bundle's (bass,drums for two-source methods)",
+    )
     parser.add_argument(
         "--bundle", action="append", type=Path, default=None, help="bundle dir (repeatable)"
     )
@@ -31,6 +49,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--format", choices=("wav", "flac"), default="wav", help="stem files (default wav)"
+    )
+    parser.add_argument(
+        "--bit-depth",
+        choices=("16", "24", "float"),
+        default=None,
+        help="default: float for wav, 24 for flac (FLAC holds integers only)",
+    )
     parser.add_argument("--consistency", choices=("wiener", "ensemble", "none"), default="ensemble")
     parser.add_argument(
         "--reference",
@@ -38,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=[],
         metavar="SOURCE=PATH",
         help="true stem of SOURCE, to print SDR/SI-SDR (repeat for every source)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar on stderr (the JSON stays)"
     )
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default LATSEP_DEVICE)")
     parser.add_argument(
@@ -56,9 +86,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from latsep.models.audio import output_subtype
+
+    try:
+        subtype = output_subtype(args.format, args.bit_depth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.remote:
         from latsep.cli._remote import separate_remote
 
+        if len(args.file) > 1:
+            print("error: --remote takes one file at a time", file=sys.stderr)
+            return 2
+        args.file = args.file[0]
         return separate_remote(args)
     from latsep.jobs import SeparationOptions
     from latsep.models.audio import AudioError, write_audio
@@ -96,26 +137,95 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
+    device = args.device or settings.device
+    problem = device_problem(device)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if references and len(args.file) > 1:
+        print("error: --reference goes with one file", file=sys.stderr)
+        return 2
     try:
-        engine = Engine.load(paths, device=args.device or settings.device)
+        engine = Engine.load(paths, device=device)
     except (BundleError, OSError) as exc:
         print(f"error: cannot load bundles: {exc}", file=sys.stderr)
         return 2
-    sources = [s.strip() for s in args.sources.split(",")] if args.sources else None
-    try:
-        outcome = pipeline.run(
-            engine, args.method, sources, args.file, options, references=references
-        )
-    except (AudioError, UnservableRequest, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for source, audio in outcome.stems.items():
-        path = args.out / f"{source}.wav"
-        write_audio(path, audio, outcome.result.sample_rate, format="wav", subtype="FLOAT")
-        files[source] = str(path)
-    summary = {"method": args.method, "files": files}
-    summary.update(outcome.result.model_dump(mode="json"))
-    print(json.dumps(summary, indent=2))
+    if args.sources:
+        sources: list[str] | None = [s.strip() for s in args.sources.split(",")]
+    else:
+        sources = list(references) or None  # the references name the sources
+    summaries = []
+    for file in args.file:
+        out = args.out / file.stem if len(args.file) > 1 else args.out
+        try:
+            with progress_bar(file.name, args.quiet) as progress:
+                outcome = pipeline.run(
+                    engine,
+                    args.method,
+                    sources,
+                    file,
+                    options,
+                    references=references,
+                    progress=progress,
+                )
+        except (AudioError, UnservableRequest, ValueError) as exc:
+            print(
+                f"error: {file}: {exc}" if len(args.file) > 1 else f"error: {exc}", file=sys.stderr
+            )
+            return 1
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for source, audio in outcome.stems.items():
+            path = out / f"{source}.{args.format}"
+            rate = outcome.result.sample_rate
+            write_audio(path, audio, rate, format=args.format, subtype=subtype)
+            files[source] = str(path)
+        summary = {"method": args.method, "file": str(file), "files": files}
+        summary.update(outcome.result.model_dump(mode="json"))
+        summaries.append(summary)
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     return 0
+
+
+@contextmanager
+def progress_bar(name: str, quiet: bool) -> Iterator[Callable[[float, str], None]]:
+    """A tqdm bar on stderr over the pipeline's progress (0..1, in 0.1 %), its stage
+    ("separating 120/5168 tokens", ...) as the postfix; nothing with `quiet`."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=1000,
+        desc=name,
+        file=sys.stderr,
+        disable=quiet,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+        dynamic_ncols=True,
+    )
+
+    shown = [""]
+
+    def update(fraction: float, stage: str) -> None:
+        if quiet:
+            return
+        done = round(1000 * min(max(fraction, 0.0), 1.0))
+        if stage != shown[0]:
+            shown[0] = stage
+            bar.set_postfix_str(stage, refresh=False)
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def device_problem(device: str) -> str | None:
+    """A one-line reason `device` cannot be used here, or None."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"--device {device}: torch sees no CUDA device on this machine; use cpu or auto"
+    return None

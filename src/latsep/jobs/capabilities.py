@@ -9,6 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+# A request naming no sources for a method that offers several sets (lass, lqvae and hybrid
+# separate pairs) gets this pair when it is offered.
+DEFAULT_PAIR = ("bass", "drums")
+# A request naming no method gets the best method of the benchmark (docs/bench).
+DEFAULT_METHOD = "mlass-pe"
+
 
 class BundleInfo(BaseModel):
     """What one loaded bundle serves: per method, the source sets it has tables for."""
@@ -30,10 +36,14 @@ class BundleInfo(BaseModel):
 
     def default_sources(self, method: str) -> list[str] | None:
         """What a request naming no sources separates with `method`: the set of all the
-        bundle's sources, or its only set; None when the request must choose."""
+        bundle's sources, else its only set, else `DEFAULT_PAIR` (bass, drums) when offered;
+        None when the request must choose."""
         sets = self.source_sets.get(method, [])
         everything = [x for x in sets if sorted(x) == sorted(self.sources)]
-        return list((everything or sets)[0]) if everything or len(sets) == 1 else None
+        if everything or len(sets) == 1:
+            return list((everything or sets)[0])
+        pair = [x for x in sets if sorted(x) == sorted(DEFAULT_PAIR)]
+        return list(pair[0]) if pair else None
 
     def defaults_for(self, method: str, num_sources: int) -> dict[str, Any]:
         """The tuned defaults for `method` with `num_sources` sources ({} if none)."""

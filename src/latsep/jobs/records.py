@@ -37,8 +37,12 @@ class JobResult(BaseModel):
     """What a finished job produced, besides the stems' audio."""
 
     sources: list[str]
-    sample_rate: int
+    sample_rate: int = Field(description="Hz of the stems: the upload's own")
     num_samples: int
+    channels: int = Field(default=1, description="the stems', the upload's")
+    model_sample_rate: int | None = Field(
+        default=None, description="Hz the models ran at (mono); scores are computed there"
+    )
     bundle: str
     device: str
     chosen_candidate: int

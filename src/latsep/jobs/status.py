@@ -46,6 +46,7 @@ class JobState:
     ended_at: float | None
     worker: str | None
     cancel_requested: bool
+    eta_seconds: float | None = None
 
 
 def job_state(job: Job, cancel_requested: bool) -> JobState:
@@ -68,7 +69,12 @@ def job_state(job: Job, cancel_requested: bool) -> JobState:
         ended_at=_ts(job.ended_at),
         worker=job.worker_name or None,
         cancel_requested=cancel_requested,
+        eta_seconds=_eta(meta.get("eta_seconds")) if status == "started" else None,
     )
+
+
+def _eta(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and value >= 0 else None
 
 
 def _exc_string(job: Job) -> str:

@@ -128,7 +128,9 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "filename": ("The uploaded file's name", "mix.wav"),
         "duration_seconds": ("Duration of the upload", 12.0),
         "timings": ("When each step happened and how long it took", None),
-        "sample_rate": ("Sample rate of the stems (Hz), once finished", 44100),
+        "sample_rate": ("Sample rate of the stems (Hz), once finished: the upload's", 44100),
+        "channels": ("Channels of the stems, once finished: the upload's", 2),
+        "eta_seconds": ("Seconds left at the pace so far, while running", 42.5),
         "bundle": ("The model bundle that ran it", "default-plain"),
         "device": ("Where it ran", "cuda:0"),
         "chosen_candidate": ("Index of the candidate the stems come from", 2),
@@ -183,6 +185,9 @@ PARAMETERS: dict[tuple[str, str], tuple[str | None, Any]] = {
     ("*", "job_id"): ("The id POST /separate returned", JOB_ID),
     ("/jobs/{job_id}/stems/{source}", "source"): ("One of the job's sources", "bass"),
     ("/jobs/{job_id}/stems/{source}", "format"): (None, "flac"),
+    ("/jobs/{job_id}/stems/{source}", "bit_depth"): (None, "24"),
+    ("/jobs/{job_id}/stems.zip", "format"): (None, "flac"),
+    ("/jobs/{job_id}/stems.zip", "bit_depth"): (None, "16"),
 }
 
 

@@ -32,8 +32,13 @@ class JobCreated(BaseModel):
 
 
 class StemLinks(BaseModel):
-    wav: str = Field(description="32-bit float WAV at the bundle's sample rate")
-    flac: str = Field(description="24-bit FLAC at the bundle's sample rate")
+    wav: str = Field(
+        description="32-bit float WAV at the upload's sample rate and channels "
+        "(add &bit_depth=16 or 24 for integer WAV)"
+    )
+    flac: str = Field(
+        description="24-bit FLAC at the upload's sample rate and channels (&bit_depth=16)"
+    )
 
 
 class Timings(BaseModel):
@@ -54,7 +59,13 @@ class JobPublic(BaseModel):
     job_id: str
     status: JobStatusName
     progress: float = Field(ge=0, le=1)
-    stage: str
+    stage: str = Field(
+        description="decoding, separating N/T tokens, decoding stems C/N candidates, "
+        "masking, scoring; queued, done, failed, canceled"
+    )
+    eta_seconds: float | None = Field(
+        default=None, description="seconds left at the pace so far, while running"
+    )
     cancel_requested: bool = False
     error: str | None = None
     method: str
@@ -66,7 +77,10 @@ class JobPublic(BaseModel):
     filename: str
     duration_seconds: float
     timings: Timings
-    sample_rate: int | None = None
+    sample_rate: int | None = Field(
+        default=None, description="Hz of the stems: the upload's own (the models run at 22,050)"
+    )
+    channels: int | None = Field(default=None, description="of the stems: the upload's")
     bundle: str | None = None
     device: str | None = None
     chosen_candidate: int | None = None

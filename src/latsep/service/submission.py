@@ -28,6 +28,13 @@ from latsep.settings import Settings
 REFERENCE_PREFIX = "reference_"
 
 
+async def referenced_sources(request: Request) -> list[str]:
+    """The sources the `reference_<source>` fields name, in the order given."""
+    form = await request.form()
+    keys = [k for k, _ in form.multi_items() if k.startswith(REFERENCE_PREFIX)]
+    return list(dict.fromkeys(k[len(REFERENCE_PREFIX) :] for k in keys))
+
+
 async def reference_uploads(request: Request, sources: list[str]) -> dict[str, UploadFile]:
     form = await request.form()  # already parsed (and size-limited) for the declared fields
     out: dict[str, UploadFile] = {}

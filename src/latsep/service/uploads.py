@@ -26,6 +26,7 @@ from latsep.models.audio import (
     NonFiniteAudio,
     SilentAudio,
     UndecodableAudio,
+    ffmpeg,
 )
 from latsep.service.containers import missing_data_bytes
 from latsep.service.errors import error_body, too_large, user_facing
@@ -125,7 +126,12 @@ def inspect_audio(
             f"the file is truncated: its header announces {missing} more bytes of audio "
             "than it holds"
         )
-    duration = _header_duration(data)
+    try:
+        duration = _header_duration(data)
+    except UndecodableAudio:
+        if not ffmpeg.available():
+            raise
+        return _inspect_with_ffmpeg(data, max_seconds, allow_silent, limits)
     if duration > max_seconds:
         raise AudioTooLong(f"audio is {duration:.1f} s long; the limit is {max_seconds:.1f} s")
     frames = 0
@@ -160,6 +166,35 @@ def inspect_audio(
     if peak == 0.0 and not allow_silent:
         raise SilentAudio("the audio is digital silence: every sample is zero")
     return AudioInfo(frames / rate, rate, channels, frames)
+
+
+def _inspect_with_ffmpeg(
+    data: bytes, max_seconds: float, allow_silent: bool, limits: DecodeLimits | None
+) -> AudioInfo:
+    """What libsndfile cannot read (m4a, AAC, Opus, ...): ffprobe's duration, channels and
+    rate are checked against the limits before ffmpeg decodes, and the decode stops at the
+    duration limit whatever the header said."""
+    found = ffmpeg.probe(data)
+    if found.duration_seconds > max_seconds:
+        raise AudioTooLong(
+            f"audio is {found.duration_seconds:.1f} s long; the limit is {max_seconds:.1f} s"
+        )
+    if limits is not None:
+        limits.check_format(found.channels, found.sample_rate)
+        if found.duration_seconds > 0:
+            frames = int(found.duration_seconds * found.sample_rate)
+            limits.check_samples(frames, found.channels, found.sample_rate)
+    audio, rate = ffmpeg.decode(data, found, max_seconds)  # (channels, L)
+    frames = audio.shape[1]
+    if limits is not None:
+        limits.check_samples(frames, found.channels, rate)
+    if frames == 0:
+        raise EmptyAudio("the audio file holds no samples")
+    if not np.isfinite(audio).all():
+        raise NonFiniteAudio("the audio holds NaN or infinite samples")
+    if not allow_silent and not np.any(audio):
+        raise SilentAudio("the audio is digital silence: every sample is zero")
+    return AudioInfo(frames / rate, rate, found.channels, frames)
 
 
 def _header_duration(data: bytes) -> float:

@@ -33,6 +33,7 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
         status=state.status,
         progress=state.progress,
         stage=state.stage,
+        eta_seconds=state.eta_seconds,
         cancel_requested=state.cancel_requested,
         error=state.error,
         method=request.method,
@@ -48,6 +49,7 @@ def job_public(store: JobStore, job_id: str) -> JobPublic:
     )
     if result is not None:
         public.sample_rate = result.sample_rate
+        public.channels = result.channels
         public.bundle = result.bundle
         public.device = result.device
         public.chosen_candidate = result.chosen_candidate

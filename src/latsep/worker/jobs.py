@@ -43,16 +43,32 @@ class ProgressReporter:
         self.job, self.store, self.interval = job, store, interval
         self._last_write = 0.0
         self._stage = ""
+        self._started: float | None = None
 
     def __call__(self, fraction: float, stage: str) -> None:
         if self.store.is_cancel_requested(self.job.id):
             raise JobCanceled(f"job {self.job.id} was canceled")
         now = time.monotonic()
-        if stage == self._stage and now - self._last_write < self.interval and fraction < 1.0:
+        if self._started is None:
+            self._started = now
+        # A step's stage text carries its counts: the stage's name decides a write.
+        name = stage.split(" ", 1)[0] if stage[:1].isalpha() else stage
+        if name == self._stage and now - self._last_write < self.interval and fraction < 1.0:
             return
-        self._stage, self._last_write = stage, now
-        self.job.meta.update(progress=round(float(fraction), 4), stage=stage)
+        self._stage, self._last_write = name, now
+        self.job.meta.update(
+            progress=round(float(fraction), 4),
+            stage=stage,
+            eta_seconds=eta(now - self._started, fraction),
+        )
         self.job.save_meta()
+
+
+def eta(elapsed: float, fraction: float) -> float | None:
+    """Seconds left at this pace (elapsed · (1 − f) / f); None before 2 % is done."""
+    if fraction < 0.02 or elapsed <= 0:
+        return None
+    return round(max(0.0, elapsed * (1.0 - fraction) / fraction), 1)
 
 
 def separate_job(job_id: str) -> dict[str, object]:

@@ -1,8 +1,10 @@
 """One separation, from uploaded bytes to stems and scores; no Redis, no HTTP.
 
-decode → mono → resample to the bundle's rate → separate (per-window progress) → Wiener-
-consistent stems → museval SDR and SI-SDR per source when references were given, plus the
-oracle best-of-N. The RQ job (`latsep.worker.jobs`) and `latsep separate` both call `run`.
+decode → mono → resample to the bundle's rate → separate (per-window progress) → soft masks
+applied to every channel of the upload at its own rate (stems as the user gave the mix, which
+sum to it) → museval SDR and SI-SDR per source when references were given (of the stems at
+the models' rate, mono: what the references are read at), plus the oracle best-of-N.
+The RQ job (`latsep.worker.jobs`) and `latsep separate` both call `run`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import soundfile as sf
 
 from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import load_audio
-from latsep.models.audio.io import AudioSource
+from latsep.models.audio import load_audio, load_upload, resample
+from latsep.models.audio.io import AudioSource, Upload
 from latsep.worker.engine import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).
@@ -31,7 +33,9 @@ _DECODE, _SEPARATE = 0.05, 0.90
 
 @dataclass(frozen=True)
 class SeparationOutcome:
-    stems: dict[str, np.ndarray]  # source -> (L,) float32 at result.sample_rate
+    # source -> float32 at result.sample_rate, the upload's: (L,) for a mono upload, else
+    # (L, channels) (soundfile's layout)
+    stems: dict[str, np.ndarray]
     result: JobResult
 
 
@@ -76,13 +80,15 @@ def run(
 
     report(0.0, "decoding")
     start = time.perf_counter()
-    for upload in (mixture, *(references or {}).values()):
-        _check_decode_budget(upload, limits)
-    audio = load_audio(mixture, sample_rate=sample_rate, max_seconds=max_seconds)  # (L,)
+    for given in (mixture, *(references or {}).values()):
+        _check_decode_budget(given, limits)
+    upload = load_upload(mixture, max_seconds=max_seconds)  # (channels, L0) at its rate
+    audio = upload.mono(sample_rate)  # (L,) what the models hear
     refs = _load_references(references or {}, order, sample_rate, len(audio))
     timings["decode_s"] = time.perf_counter() - start
 
     report(_DECODE, "separating")
+    stage = ["separating"]  # what separate_waveform says it is doing, with its counts
     start = time.perf_counter()
     separation = separate_waveform(
         method,
@@ -98,11 +104,16 @@ def run(
         seed=used.seed,
         consistency=used.consistency,
         references=refs,
-        progress=lambda f: report(_DECODE + _SEPARATE * float(f), "separating"),
+        progress=lambda f: report(_DECODE + _SEPARATE * float(f), stage[0]),
+        stages=lambda name, done, total: stage.__setitem__(0, _stage_text(name, done, total)),
         stem_level_dbfs=bundle.stem_level_dbfs,
     )
     timings["separate_s"] = time.perf_counter() - start
-    stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L)
+    stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L) models' rate, mono
+    report(_DECODE + _SEPARATE, "masking")
+    start = time.perf_counter()
+    full = _upload_stems(separation, upload, sample_rate)  # (N, channels, L0)
+    timings["mask_s"] = time.perf_counter() - start
 
     sdr = si_sdr = oracle = None
     if refs is not None:
@@ -116,8 +127,10 @@ def run(
 
     result = JobResult(
         sources=chosen_sources,
-        sample_rate=sample_rate,
-        num_samples=int(stems_array.shape[1]),
+        sample_rate=upload.sample_rate,
+        num_samples=int(full.shape[2]),
+        channels=upload.channels,
+        model_sample_rate=sample_rate,
         bundle=loaded.name,
         device=engine.device,
         chosen_candidate=int(separation.chosen),
@@ -129,9 +142,31 @@ def run(
         oracle=oracle,
     )
     report(1.0, "done")
-    by_source = {s: stems_array[i] for i, s in enumerate(order)}
+    by_source = {s: full[i, 0] if upload.channels == 1 else full[i].T for i, s in enumerate(order)}
     stems = {s: by_source[s] for s in chosen_sources}
     return SeparationOutcome(stems=stems, result=result)
+
+
+def _stage_text(name: str, done: int, total: int) -> str:
+    """ "separating 120/5168 tokens", "decoding stems 3/8 candidates", "masking"."""
+    unit = {"separating": "tokens", "decoding stems": "candidates"}.get(name)
+    return f"{name} {done}/{total} {unit}" if unit else name
+
+
+def _upload_stems(separation: Any, upload: Upload, model_rate: int) -> np.ndarray:
+    """(N, channels, L0) float32 at the upload's rate: its channels through the separation's
+    masks (they sum to the upload); with consistency "none", the raw decoded sources
+    resampled and the same on every channel."""
+    if separation.masks is not None:
+        from latsep.models.separation.masks import apply_masks
+
+        return apply_masks(separation.masks, upload.audio, upload.sample_rate)
+    channels, length = upload.audio.shape
+    out = np.zeros((len(separation.raw_stems), channels, length), dtype=np.float32)
+    for i, raw in enumerate(np.asarray(separation.raw_stems, np.float32)):
+        stem = resample(raw, model_rate, upload.sample_rate)[:length]
+        out[i, :, : len(stem)] = stem
+    return out
 
 
 def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> None:
@@ -142,7 +177,19 @@ def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> No
     try:
         info = sf.info(io.BytesIO(source))
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        return  # not readable: load_audio says so in its own words
+        from latsep.models.audio import AudioError, ffmpeg
+
+        if not ffmpeg.available():
+            return  # not readable: load_upload says so in its own words
+        try:
+            found = ffmpeg.probe(bytes(source))
+        except AudioError:
+            return
+        limits.check_format(found.channels, found.sample_rate)
+        frames = int(found.duration_seconds * found.sample_rate)
+        if frames > 0:
+            limits.check_samples(frames, found.channels, found.sample_rate)
+        return
     limits.check_format(info.channels, info.samplerate)
     if 0 < info.frames < 2**62:
         limits.check_samples(info.frames, info.channels, info.samplerate)

@@ -1,11 +1,13 @@
-"""Audio in and out: decode what libsndfile reads, mono, resample with soxr, write wav/flac.
+"""Audio in and out: decode what libsndfile reads (else ffmpeg), resample with soxr, write.
 
-Everything is float32 mono at `SAMPLE_RATE` once loaded; shapes use L for samples.
+`load_audio` gives float32 mono at `SAMPLE_RATE` (what the models hear); `load_upload` the
+audio as given, (channels, L) at its own rate (what the stems are cut from). L: samples.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -13,6 +15,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from latsep.models.audio import ffmpeg
 from latsep.models.audio.errors import (
     AudioTooLong,
     EmptyAudio,
@@ -39,6 +42,22 @@ def probe_duration(source: AudioSource) -> float:
     return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
 
 
+@dataclass(frozen=True)
+class Upload:
+    """Audio as the user gave it: audio (channels, L) float32 at sample_rate."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.audio.shape[0])
+
+    def mono(self, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+        """(L',) float32: the mean of the channels, resampled to `sample_rate`."""
+        return resample(to_mono(self.audio.T), self.sample_rate, sample_rate)
+
+
 def load_audio(
     source: AudioSource,
     *,
@@ -52,6 +71,15 @@ def load_audio(
     all zeros (unless `allow_silent`), NaN/inf, or longer than `max_seconds` (checked from
     the header before decoding, so a huge file costs nothing).
     """
+    upload = load_upload(source, max_seconds=max_seconds, allow_silent=allow_silent)
+    return upload.mono(sample_rate)
+
+
+def load_upload(
+    source: AudioSource, *, max_seconds: float | None = None, allow_silent: bool = False
+) -> Upload:
+    """Decode `source` as given: every channel at its own rate (see `load_audio` for the
+    checks; silence is judged on the mean of the channels, what the models hear)."""
     limit = min(max_seconds, ABSURD_SECONDS) if max_seconds is not None else ABSURD_SECONDS
     try:
         with sf.SoundFile(_as_file(source)) as f:
@@ -64,12 +92,31 @@ def load_audio(
     except AudioTooLong:
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+        if not ffmpeg.available():
+            raise UndecodableAudio(f"not a readable audio file: {_reason(exc)}") from exc
+        upload = _load_with_ffmpeg(source, limit)  # m4a, AAC, Opus, ...
+        data, native_rate = upload.audio.T, upload.sample_rate
     if data.shape[0] == 0:
         raise EmptyAudio("the audio file holds no samples")
-    mono = to_mono(data)
-    check_signal(mono, allow_silent=allow_silent)
-    return resample(mono, native_rate, sample_rate)
+    check_signal(data, allow_silent=True)
+    check_signal(to_mono(data), allow_silent=allow_silent)
+    return Upload(np.ascontiguousarray(data.T), int(native_rate))
+
+
+def _load_with_ffmpeg(source: AudioSource, limit: float) -> Upload:
+    """What libsndfile refused, through ffmpeg: the duration checked from ffprobe first."""
+    if not isinstance(source, str | Path | bytes | bytearray):
+        source.seek(0)
+        source = source.read()
+    found = ffmpeg.probe(bytes(source) if isinstance(source, bytearray) else source)
+    if found.duration_seconds > limit:
+        raise AudioTooLong(
+            f"audio is {found.duration_seconds:.1f} s long; the limit is {limit:.1f} s"
+        )
+    audio, rate = ffmpeg.decode(
+        bytes(source) if isinstance(source, bytearray) else source, found, limit
+    )
+    return Upload(audio, rate)
 
 
 def check_signal(audio: np.ndarray, *, allow_silent: bool = False) -> None:
@@ -94,6 +141,20 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     if rate_in == rate_out:
         return audio.astype(np.float32, copy=False)
     return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32, copy=False)
+
+
+BIT_DEPTHS: dict[str, Subtype] = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+
+
+def output_subtype(format: Format, bit_depth: str | None = None) -> Subtype:
+    """The subtype for `bit_depth` ("16", "24", "float"; None: float for wav, 24 for flac);
+    ValueError for float FLAC (FLAC holds integers) or an unknown depth."""
+    depth = bit_depth or ("float" if format == "wav" else "24")
+    if depth not in BIT_DEPTHS:
+        raise ValueError(f"bit depth must be one of {', '.join(BIT_DEPTHS)}; got {depth!r}")
+    if format == "flac" and depth == "float":
+        raise ValueError("FLAC stores 16- or 24-bit integers; use wav for float samples")
+    return BIT_DEPTHS[depth]
 
 
 def write_audio(

@@ -46,6 +46,20 @@ class CodecConfig:
     def hop_length(self) -> int:
         return math.prod(self.strides)
 
+    @property
+    def decoder_context_tokens(self) -> int:
+        """Tokens on each side of a token that the decoder's output over it depends on (its
+        receptive field, one side, rounded up, plus one): decoding a span with this many
+        tokens of context on each side gives, over the span, what the whole decode gives."""
+        reach = 1.0  # the input conv, kernel 3
+        rate = 1  # frames per token at this stage
+        for stride in reversed(self.strides[1:]):
+            reach += sum(self.dilations) / rate  # residual units: dilated kernel 3
+            reach += 2 / rate  # transposed conv, kernel 2·s: 2 input frames
+            rate *= stride
+        reach += sum(self.dilations) / rate + 4 / rate  # last units, synthesis kernel 4·s
+        return math.ceil(reach) + 1
+
     @classmethod
     def tiny(cls) -> CodecConfig:
         """A few thousand parameters: trains in seconds, for tests."""

@@ -47,6 +47,11 @@ class Codec(nn.Module):
         return self.config.sample_rate
 
     @property
+    def receptive_tokens(self) -> int:
+        """Context (tokens, each side) that makes a chunked decode equal the whole one."""
+        return self.config.decoder_context_tokens
+
+    @property
     def num_tokens(self) -> int:
         return self.config.num_tokens
 

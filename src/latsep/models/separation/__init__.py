@@ -3,9 +3,17 @@
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
 from latsep.models.separation.engine import METHODS, PAIR_METHODS, separate
+from latsep.models.separation.masks import (
+    MaskGrid,
+    PowerAccumulator,
+    apply_masks,
+    estimate_masks,
+)
 from latsep.models.separation.pipeline import (
     WaveformSeparation,
+    decode_rows,
     decode_tokens,
+    iter_candidates,
     prior_context,
     separate_waveform,
 )
@@ -15,9 +23,15 @@ __all__ = [
     "METHODS",
     "PAIR_METHODS",
     "Codec",
+    "MaskGrid",
+    "PowerAccumulator",
     "Separation",
     "WaveformSeparation",
+    "apply_masks",
+    "decode_rows",
     "decode_tokens",
+    "estimate_masks",
+    "iter_candidates",
     "mixture_error",
     "prior_context",
     "separate",

@@ -10,18 +10,25 @@ continuous, and the whole token sequences are decoded once at the end (no seams)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from latsep.models.audio import SAMPLE_RATE
 from latsep.models.data.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.codec import Codec
-from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
+from latsep.models.separation.consistency import si_sdr
 from latsep.models.separation.engine import separate
+from latsep.models.separation.masks import (
+    MaskGrid,
+    PowerAccumulator,
+    apply_masks,
+    estimate_masks,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +38,13 @@ CONSISTENCIES = ("wiener", "ensemble", "none")
 # so the mean of n sources sits near −22.5 − 10·log10(n) (−25.5 dBFS measured for 2 sources,
 # −27.0 for 3). Uploads come at any level; tokens depend on it.
 NOMINAL_STEM_DBFS = -22.5
+_EPS = 1e-12
+_SEARCH_SHARE, _DECODE_SHARE = 0.8, 0.15  # of the progress fraction; masks take the rest
 _MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 _DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
+# Tokens per decoder call along time (≈6 s at hop 64), plus the decoder's context each side.
+DECODE_CHUNK_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,9 @@ class WaveformSeparation:
     ‖y - Σ x̂_i‖² / ‖y‖² (lower is better); oracle_index: best-of-N by mean SI-SDR against
     references (an *oracle*, needs the references; None without them); oracle_si_sdr (C,)
     or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,). Tokens decode at the
-    level the models saw: divide what `decode_tokens` gives by input_gain."""
+    level the models saw: divide what `decode_tokens` gives by input_gain. masks: the soft
+    masks the stems came from (None with consistency "none"), for `apply_masks` to the
+    upload at its own rate and channels."""
 
     stems: np.ndarray
     raw_stems: np.ndarray
@@ -56,6 +69,7 @@ class WaveformSeparation:
     log_scores: torch.Tensor
     fallback_steps: torch.Tensor
     input_gain: float = 1.0  # the mixture was scaled by it before encoding: decode / gain
+    masks: MaskGrid | None = None
 
 
 def prior_context(priors: Sequence[Prior]) -> int | None:
@@ -108,7 +122,8 @@ def decode_tokens(
     codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False
 ) -> np.ndarray:
     """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`; the
-    tokens may live anywhere (they are moved to the codec's device).
+    tokens may live anywhere (they are moved to the codec's device). Long rows decode in
+    overlapping time chunks (see `decode_rows`).
 
     bf16: run the decoder under bf16 autocast on the codec's device (measured on a 2-core
     CPU with AVX512-BF16: 2.2× faster; on the trained default plain codec, 6 valid chunks per
@@ -117,16 +132,71 @@ def decode_tokens(
     c, n, t = tokens.shape
     flat = tokens.reshape(c * n, t)
     out = np.zeros((c * n, length), dtype=np.float64)
+    for start in range(0, c * n, _DECODE_ROWS):
+        out[start : start + _DECODE_ROWS] = decode_rows(
+            codec, flat[start : start + _DECODE_ROWS], length, bf16
+        )
+    return out.reshape(c, n, length)
+
+
+def iter_candidates(
+    codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False
+) -> Iterator[np.ndarray]:
+    """Each candidate's decoded sources in turn, (N, L) float32: (C, N, T) tokens never
+    become (C, N, L) audio at once (a few candidates share a decoder call)."""
+    c, n, _ = tokens.shape
+    per_call = max(1, _DECODE_ROWS // n)
+    for start in range(0, c, per_call):
+        group = tokens[start : start + per_call]  # (c', N, T)
+        audio = decode_rows(codec, group.reshape(-1, group.shape[-1]), length, bf16)
+        yield from audio.reshape(group.shape[0], n, length)
+
+
+def decode_rows(
+    codec: Codec,
+    rows: torch.Tensor,
+    length: int,
+    bf16: bool = False,
+    chunk_tokens: int = DECODE_CHUNK_TOKENS,
+) -> np.ndarray:
+    """(B, T) tokens -> (B, L) float32 audio, trimmed or zero-padded to `length`.
+
+    A codec that declares its decoder's receptive field (`receptive_tokens`, each side) is
+    run on chunks of `chunk_tokens` with that much context on each side, of which only the
+    middle is kept: for a convolutional decoder the result is the whole decode's (no seams),
+    and memory is bounded by the chunk, not the duration. Others decode whole rows.
+    """
+    b, t = rows.shape
+    out = np.zeros((b, length), dtype=np.float32)
     device = codec_device(codec)
+    context = getattr(codec, "receptive_tokens", None)
+    hop = int(getattr(codec, "hop_length", 0))
+    if not isinstance(context, int) or not hop or t <= chunk_tokens + 2 * context:
+        spans = [(0, t, 0, t)]  # (token span kept, token span decoded)
+    else:
+        spans = [
+            (
+                start,
+                min(t, start + chunk_tokens),
+                max(0, start - context),
+                min(t, start + chunk_tokens + context),
+            )
+            for start in range(0, t, chunk_tokens)
+        ]
     # No autocast context at all in fp32: it refuses device types it does not know.
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     with torch.inference_mode(), autocast:
-        for start in range(0, c * n, _DECODE_ROWS):
-            rows = flat[start : start + _DECODE_ROWS].to(device)  # tokens live on the CPU
-            decoded = codec.decode(rows).detach().float().cpu()
-            audio = decoded.reshape(decoded.shape[0], -1)[:, :length].numpy()
-            out[start : start + audio.shape[0], : audio.shape[1]] = audio
-    return out.reshape(c, n, length)
+        for keep_lo, keep_hi, lo, hi in spans:
+            if keep_lo * hop >= length:
+                break
+            decoded = codec.decode(rows[:, lo:hi].to(device)).detach().float().cpu()
+            audio = decoded.reshape(b, -1)
+            if (lo, hi) != (0, t):  # a chunk: keep the middle
+                audio = audio[:, (keep_lo - lo) * hop : (keep_hi - lo) * hop]
+            first = keep_lo * hop
+            audio = audio[:, : max(0, length - first)].numpy()
+            out[:, first : first + audio.shape[1]] = audio
+    return out
 
 
 def level_gain(mixture: np.ndarray, num_sources: int, stem_dbfs: float | None) -> float:
@@ -162,6 +232,7 @@ def separate_waveform(
     consistency: str = "ensemble",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
+    stages: Callable[[str, int, int], None] | None = None,
     codec_bf16: bool | None = None,
     stem_level_dbfs: float | None = None,
 ) -> WaveformSeparation:
@@ -183,6 +254,9 @@ def separate_waveform(
     own, `Bundle.stem_level_dbfs`). None: the mixture as uploaded.
     The decoded sources are scaled back, the masks are scale-free: the stems still sum to
     the mixture as given.
+    progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
+    0.95) and the masks; stages(name, done, total) says where, before each progress call:
+    "separating" (tokens), "decoding stems" (candidates), "masking".
     """
     device = codec_device(codec)  # a GPU codec wants GPU input
     if codec_bf16 is None:
@@ -217,8 +291,10 @@ def separate_waveform(
     for start in range(0, total, window):
 
         def report(done: int, start: int = start) -> None:
+            if stages is not None:
+                stages("separating", start + done, total)
             if progress is not None:
-                progress(0.9 * (start + done) / total)
+                progress(_SEARCH_SHARE * (start + done) / total)
 
         result = separate(
             method,
@@ -241,18 +317,39 @@ def separate_waveform(
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
 
-    estimates = decode_tokens(codec, tokens, length, codec_bf16) / gain  # (C, N, L)
-    errors = mixture_error(mixture, estimates)
-    chosen = int(np.argmin(errors))
-    oracle_index, oracle_scores = None, None
-    if references is not None:
-        oracle_scores = si_sdr(references[None], estimates).mean(1)  # (C,)
-        oracle_index = int(np.argmax(oracle_scores))
-    raw = estimates[chosen].astype(np.float32)
-    if consistency == "wiener":
-        stems = wiener_stems(mixture, estimates[chosen])
-    elif consistency == "ensemble":
-        stems = wiener_stems(mixture, estimates)  # masks from every candidate's power
+    # One candidate at a time: its mixture error, its oracle score, its power for the
+    # ensemble's masks; only the most consistent one's sources are kept.
+    rate = int(getattr(codec, "sample_rate", SAMPLE_RATE))
+    ensemble = PowerAccumulator(rate) if consistency == "ensemble" else None
+    errors = np.empty(tokens.shape[0], dtype=np.float64)  # (C,)
+    oracle_scores = np.empty_like(errors) if references is not None else None
+    mixture_energy = float((mixture**2).sum()) + _EPS
+    chosen, raw = 0, np.zeros((n, length), dtype=np.float32)
+    num_rows = tokens.shape[0]
+    for c, decoded in enumerate(iter_candidates(codec, tokens, length, codec_bf16)):
+        if stages is not None:
+            stages("decoding stems", c, num_rows)
+        if progress is not None:
+            progress(_SEARCH_SHARE + _DECODE_SHARE * c / num_rows)
+        estimate = decoded / np.float32(gain)  # (N, L) float32, at the upload's level
+        residual = mixture - estimate.sum(0, dtype=np.float64)  # (L,)
+        errors[c] = float((residual**2).sum()) / mixture_energy
+        if oracle_scores is not None:
+            oracle_scores[c] = float(si_sdr(references, estimate.astype(np.float64)).mean())
+        if ensemble is not None:
+            ensemble.add(estimate)
+        if c == 0 or errors[c] < errors[chosen]:  # the first of equals, as argmin
+            chosen, raw = c, estimate
+    oracle_index = int(np.argmax(oracle_scores)) if oracle_scores is not None else None
+    masks = None
+    if stages is not None:
+        stages("masking", 0, 1)
+    if progress is not None:
+        progress(_SEARCH_SHARE + _DECODE_SHARE)
+    if consistency in ("wiener", "ensemble"):
+        # "ensemble": masks from every candidate's power; "wiener": the chosen one's.
+        masks = ensemble.grid() if ensemble is not None else estimate_masks(raw, rate)
+        stems = apply_masks(masks, mixture[None], rate)[:, 0]  # (N, L)
     else:
         stems = raw
     if progress is not None:
@@ -268,4 +365,5 @@ def separate_waveform(
         log_scores=scores,
         fallback_steps=fallback,
         input_gain=gain,
+        masks=masks,
     )

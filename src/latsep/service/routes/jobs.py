@@ -18,10 +18,16 @@ from latsep.jobs import (
     fetch_job,
     queue_name,
 )
+from latsep.jobs.capabilities import DEFAULT_METHOD
 from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
-from latsep.service.errors import bad_parameter, error_responses
+from latsep.service.errors import ApiError, bad_parameter, error_responses
 from latsep.service.schemas import KNOWN_METHODS, JobCreated, JobDeleted, JobPublic
-from latsep.service.submission import accept, check_options, reference_uploads
+from latsep.service.submission import (
+    accept,
+    check_options,
+    reference_uploads,
+    referenced_sources,
+)
 from latsep.service.views import job_public, load_job
 
 router = APIRouter(tags=["jobs"])
@@ -63,10 +69,20 @@ async def submit_separation(
     file: Annotated[
         UploadFile, File(description="The mixture (a plain sum of the sources), any format.")
     ],
-    method: Annotated[str, Form(description=f"One of {', '.join(KNOWN_METHODS)}.")],
+    method: Annotated[
+        str,
+        Form(
+            description=f"One of {', '.join(KNOWN_METHODS)}; default `{DEFAULT_METHOD}`, the "
+            "best by the benchmark."
+        ),
+    ] = DEFAULT_METHOD,
     sources: Annotated[
         str | None,
-        Form(description="Comma-separated sources, e.g. `bass,drums`; default: the bundle's."),
+        Form(
+            description="Comma-separated sources, e.g. `bass,drums`. Default: those the "
+            "`reference_<source>` files name, else all the bundle's sources for methods that "
+            "separate any number, else `bass,drums` (see /methods: `defaults.sources`)."
+        ),
     ] = None,
     num_candidates: Annotated[
         int | None,
@@ -124,7 +140,15 @@ async def submit_separation(
     museval SDR, SI-SDR and the oracle best-of-N for each source.
     """
     wanted = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
-    chosen = catalog.resolve(method, wanted)
+    chosen = None
+    if wanted is None:  # the references name the sources, when they name a servable set
+        named = await referenced_sources(request)
+        try:
+            chosen = catalog.resolve(method, named) if named else None
+        except ApiError:
+            chosen = None  # the references' own check says what is wrong with them
+    if chosen is None:
+        chosen = catalog.resolve(method, wanted)
     asked = SeparationOptions(
         num_candidates=num_candidates,
         search=search,

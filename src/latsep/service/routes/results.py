@@ -18,13 +18,33 @@ from redis.exceptions import RedisError
 
 from latsep.jobs import JobStore
 from latsep.service.deps import SettingsDep, StoreDep
-from latsep.service.errors import STORE_UNAVAILABLE, ApiError, error_responses, not_found
+from latsep.service.errors import (
+    STORE_UNAVAILABLE,
+    ApiError,
+    bad_parameter,
+    error_responses,
+    not_found,
+)
 from latsep.service.views import finished_request, job_public, load_job
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["results"])
 
 _CHUNK = 1 << 16
+AudioFormat = Literal["wav", "flac"]
+BitDepth = Literal["16", "24", "float"]
+_SUBTYPES = {"16": "PCM_16", "24": "PCM_24", "float": "FLOAT"}
+FormatQuery = Annotated[
+    AudioFormat,
+    Query(description="wav or flac; stems keep the upload's sample rate and channels"),
+]
+BitDepthQuery = Annotated[
+    BitDepth | None,
+    Query(
+        description="16, 24 or float (wav only; FLAC holds integers). Default: float for wav, "
+        "24 for flac. Float keeps the stems' sum equal to the upload; integers clip at ±1"
+    ),
+]
 
 
 @router.get(
@@ -32,39 +52,42 @@ _CHUNK = 1 << 16
     response_class=StreamingResponse,
     responses={
         200: {"content": {"audio/wav": {}, "audio/flac": {}}, "description": "the stem"},
-        **error_responses(404, 409),
+        **error_responses(404, 409, 422),
     },
 )
 def get_stem(
     job_id: str,
     source: str,
     store: StoreDep,
-    format: Annotated[Literal["wav", "flac"], Query(description="wav: float32; flac: 24-bit")] = (
-        "wav"
-    ),
+    format: FormatQuery = "wav",
+    bit_depth: BitDepthQuery = None,
 ) -> StreamingResponse:
-    """Stream one separated source at the bundle's sample rate."""
+    """Stream one separated source at the upload's sample rate, with its channels."""
+    subtype = _subtype(format, bit_depth)
     request = finished_request(store, job_id)
     if source not in request.sources:
         raise not_found(f"job {job_id} has no source {source!r} ({', '.join(request.sources)})")
-    data = _stem_bytes(store, job_id, source)
-    if format == "flac":
-        data = _to_flac(data)
+    data = _transcode(_stem_bytes(store, job_id, source), format, subtype)
     return _attachment(data, f"audio/{format}", f"{job_id}-{source}.{format}")
 
 
 @router.get(
     "/jobs/{job_id}/stems.zip",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 409)},
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 409, 422)},
 )
-def get_stems_zip(job_id: str, store: StoreDep) -> StreamingResponse:
-    """All stems of a finished job as float32 WAVs in one zip."""
+def get_stems_zip(
+    job_id: str, store: StoreDep, format: FormatQuery = "wav", bit_depth: BitDepthQuery = None
+) -> StreamingResponse:
+    """All stems of a finished job in one zip (float32 WAVs unless `format`/`bit_depth`
+    say otherwise)."""
+    subtype = _subtype(format, bit_depth)
     request = finished_request(store, job_id)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for source in request.sources:
-            archive.writestr(f"{source}.wav", _stem_bytes(store, job_id, source))
+            data = _transcode(_stem_bytes(store, job_id, source), format, subtype)
+            archive.writestr(f"{source}.{format}", data)
     return _attachment(buffer.getvalue(), "application/zip", f"{job_id}-stems.zip")
 
 
@@ -125,10 +148,21 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def _to_flac(wav: bytes) -> bytes:
+def _subtype(format: AudioFormat, bit_depth: BitDepth | None) -> str:
+    if bit_depth is None:
+        bit_depth = "float" if format == "wav" else "24"
+    if format == "flac" and bit_depth == "float":
+        raise bad_parameter("FLAC stores 16- or 24-bit integers; ask for wav to get float")
+    return _SUBTYPES[bit_depth]
+
+
+def _transcode(wav: bytes, format: AudioFormat, subtype: str) -> bytes:
+    """The stored float32 WAV as asked; as stored when that is what was asked."""
+    if format == "wav" and subtype == "FLOAT":
+        return wav
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
     out = io.BytesIO()
-    sf.write(out, audio, rate, format="FLAC", subtype="PCM_24")  # clips beyond ±1: FLAC is int
+    sf.write(out, audio, rate, format=format.upper(), subtype=subtype)  # integers clip at ±1
     return out.getvalue()
 
 

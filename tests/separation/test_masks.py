@@ -1,0 +1,79 @@
+"""Masks from the models' rate applied to the upload at its own rate and channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latsep.models.separation import wiener_stems
+from latsep.models.separation.masks import apply_masks, estimate_masks, upload_stft_size
+
+RATE = 22050
+
+
+def candidates(seed: int = 0, length: int = RATE) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((3, 2, length)).astype(np.float32)
+
+
+def test_at_the_models_rate_mono_the_stems_are_wiener_stems() -> None:
+    estimates = candidates()
+    mixture = np.random.default_rng(1).standard_normal(RATE).astype(np.float32)
+    stems = apply_masks(estimate_masks(estimates, RATE), mixture[None], RATE)[:, 0]
+    np.testing.assert_allclose(
+        stems, wiener_stems(mixture.astype(np.float64), estimates), atol=2e-6
+    )
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 2), (8000, 1), (96000, 4)])
+def test_stems_sum_to_the_upload_channel_by_channel(rate: int, channels: int) -> None:
+    upload = np.random.default_rng(rate).standard_normal((channels, rate)).astype(np.float32)
+    stems = apply_masks(estimate_masks(candidates(), RATE), upload, rate)
+    assert stems.shape == (2, channels, rate) and stems.dtype == np.float32
+    np.testing.assert_allclose(stems.sum(0), upload, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_frames", [1, 3, 50])
+def test_blocks_give_what_one_whole_stft_gives(block_frames: int) -> None:
+    grid = estimate_masks(candidates(), RATE)
+    upload = np.random.default_rng(2).standard_normal((2, 44100)).astype(np.float32)
+    whole = apply_masks(grid, upload, 44100, block_frames=10**6)
+    np.testing.assert_allclose(
+        apply_masks(grid, upload, 44100, block_frames=block_frames), whole, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("length", [1, 5, 100, 1000])
+def test_short_uploads(length: int) -> None:
+    upload = np.random.default_rng(3).standard_normal((2, length)).astype(np.float32)
+    stems = apply_masks(estimate_masks(candidates(length=max(1, length // 2)), RATE), upload, 44100)
+    np.testing.assert_allclose(stems.sum(0), upload, atol=1e-5)
+
+
+def test_frames_last_as_long_at_any_rate() -> None:
+    grid = estimate_masks(candidates(), RATE)
+    assert upload_stft_size(grid, 22050) == (1024, 256)
+    assert upload_stft_size(grid, 44100) == (2048, 512)
+    assert upload_stft_size(grid, 48000) == (2048, 512)
+
+
+def test_the_band_above_the_models_nyquist_follows_the_top_octave() -> None:
+    """Source 0 is low (200 Hz), source 1 holds 5.5-9.9 kHz: above 11,025 Hz of a 44.1 kHz
+    upload, everything goes to source 1; a low tone stays with source 0."""
+    t = np.arange(RATE) / RATE
+    low = np.sin(2 * np.pi * 200 * t)
+    rng = np.random.default_rng(4)
+    spectrum = np.fft.rfft(rng.standard_normal(RATE))
+    freqs = np.fft.rfftfreq(RATE, 1 / RATE)
+    spectrum[(freqs < 6000) | (freqs > 9500)] = 0
+    high = np.fft.irfft(spectrum, RATE)
+    grid = estimate_masks(np.stack([low, high]).astype(np.float32), RATE)
+    u = np.arange(44100) / 44100
+    upload = (np.sin(2 * np.pi * 200 * u) + np.sin(2 * np.pi * 15000 * u)).astype(np.float32)
+    bass, hats = apply_masks(grid, upload[None], 44100)[:, 0]
+    mid = slice(4410, -4410)
+    spec_hats = np.abs(np.fft.rfft(hats[mid]))
+    spec_bass = np.abs(np.fft.rfft(bass[mid]))
+    f = np.fft.rfftfreq(len(hats[mid]), 1 / 44100)
+    at_15k, at_200 = np.argmin(np.abs(f - 15000)), np.argmin(np.abs(f - 200))
+    assert spec_hats[at_15k] > 100 * spec_bass[at_15k]
+    assert spec_bass[at_200] > 100 * spec_hats[at_200]
