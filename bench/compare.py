@@ -8,6 +8,10 @@ means' spreads suggest, so a paired difference is the honest measure of a lever.
     .venv/bin/python bench/compare.py margins docs/bench/results.json
     # a lever on/off: run B minus run A, method by method (same chunks, same seeds)
     .venv/bin/python bench/compare.py diff /tmp/off/results.json /tmp/on/results.json
+    # several sets side by side: SDR, margin over mixture/N (mean, median), oracle
+    .venv/bin/python bench/compare.py summary test=docs/bench/results.json \
+        "GMbank −12 dB=docs/bench/heldout-12dB/results.json" \
+        "GMbank +6 dB=docs/bench/heldout6dB/results.json"
 
 `--pick` chooses the output compared (ensemble: the service's default; wiener, none, oracle).
 """
@@ -68,6 +72,44 @@ def margins(rows: list[dict[str, Any]], pick: str) -> list[str]:
     return lines
 
 
+def summary(named: list[tuple[str, list[dict[str, Any]]]], pick: str) -> list[str]:
+    """One row per (method, N, source): per results set, the pick's mean SDR, its margin over
+    mixture/N (mean, median) and the oracle's mean SDR — the issue's acceptance table."""
+    header = "| method | N | source | " + " | ".join(
+        f"{name}: SDR / margin mean (median) / oracle" for name, _ in named
+    )
+    lines = [header + " |", "|---|---|---|" + "---|" * len(named)]
+    first = named[0][1]
+    for row in first:
+        if row["kind"] != "method":
+            continue
+        key = (row["label"], len(row["sources"]))
+        for source in row["sources"]:
+            cells = []
+            for _, rows in named:
+                match = next(
+                    (r for r in rows if r["kind"] == "method"
+                     and (r["label"], len(r["sources"])) == key),
+                    None,
+                )  # fmt: skip
+                base = next(
+                    (r for r in rows if r["kind"] == "baseline" and len(r["sources"]) == key[1]),
+                    None,
+                )
+                if match is None or base is None:
+                    cells.append("–")
+                    continue
+                values = per_chunk(match, source, f"sdr_{pick}")
+                mean, _se, median, _n = paired(per_chunk(base, source, "sdr"), values)
+                oracle = statistics.fmean(per_chunk(match, source, "sdr_oracle").values())
+                cells.append(
+                    f"{statistics.fmean(values.values()):.2f} / {mean:+.2f} ({median:+.2f}) / "
+                    f"{oracle:.2f}"
+                )
+            lines.append(f"| {key[0]} | {key[1]} | {source} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def diff(before: list[dict[str, Any]], after: list[dict[str, Any]], pick: str) -> list[str]:
     """Run `after` minus run `before`, matching method rows by (label, N)."""
     by_key = {(r["label"], len(r["sources"])): r for r in before if r["kind"] == "method"}
@@ -93,15 +135,25 @@ def diff(before: list[dict[str, Any]], after: list[dict[str, Any]], pick: str) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("margins", "diff"))
-    parser.add_argument("results", type=Path, nargs="+", help="results.json (two for diff)")
+    parser.add_argument("command", choices=("margins", "diff", "summary"))
+    parser.add_argument(
+        "results",
+        nargs="+",
+        help="results.json (two for diff; any for summary, each optionally as LABEL=PATH)",
+    )
     parser.add_argument("--pick", default="ensemble", choices=("ensemble", "wiener", "none",
                                                                 "oracle"))  # fmt: skip
     args = parser.parse_args(argv)
-    if args.command == "margins" and len(args.results) == 1:
-        lines = margins(load_rows(args.results[0]), args.pick)
-    elif args.command == "diff" and len(args.results) == 2:
-        lines = diff(load_rows(args.results[0]), load_rows(args.results[1]), args.pick)
+    named = [
+        (label, Path(path)) if path else (Path(label).parent.name, Path(label))
+        for label, _, path in (r.partition("=") for r in args.results)
+    ]
+    if args.command == "margins" and len(named) == 1:
+        lines = margins(load_rows(named[0][1]), args.pick)
+    elif args.command == "diff" and len(named) == 2:
+        lines = diff(load_rows(named[0][1]), load_rows(named[1][1]), args.pick)
+    elif args.command == "summary":
+        lines = summary([(label, load_rows(path)) for label, path in named], args.pick)
     else:
         print("margins takes one results.json, diff two", file=sys.stderr)
         return 2

@@ -187,5 +187,8 @@ def test_compare_margins_and_paired_differences(tiny_bundles, corpus, tmp_path, 
     )
     line = next(x for x in lines if x.startswith(f"| {method['label']} | 2 | {source} |"))
     assert f"{expected:+.2f} ±" in line
+    table = compare.summary([("a", rows), ("b", rows)], "ensemble")
+    cell = next(x for x in table if x.startswith(f"| {method['label']} | 2 | {source} |"))
+    assert cell.count(f"/ {expected:+.2f} (") == 2  # the same margin in both sets
     same = compare.diff(rows, rows, "ensemble")
     assert all("+0.00 ± 0.00" in x for x in same[2:]) and len(same) > 2
