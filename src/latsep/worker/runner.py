@@ -88,6 +88,7 @@ class Heartbeat(threading.Thread):
         super().__init__(name="latsep-heartbeat", daemon=True)
         self.store, self.info, self.settings = store, info, settings
         self.stopped = threading.Event()
+        self._beating = threading.Lock()  # held for a whole beat
 
     def beat(self) -> None:
         self.store.register_worker(self.info, self.settings.worker_ttl_seconds)
@@ -95,13 +96,21 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while not self.stopped.wait(self.settings.worker_heartbeat_seconds):
-            try:
-                self.beat()
-            except Exception:  # Redis hiccup: try again on the next beat
-                log.exception("heartbeat failed")
+            with self._beating:
+                if self.stopped.is_set():
+                    break
+                try:
+                    self.beat()
+                except Exception:  # Redis hiccup: try again on the next beat
+                    log.exception("heartbeat failed")
 
     def stop(self) -> None:
+        """Stop beating. Once this returns no beat can register the worker again, even one
+        that was in flight (a slow beat on a loaded machine outlived join's timeout and
+        re-registered a worker that had just unregistered)."""
         self.stopped.set()
+        with self._beating:
+            pass
         self.join(timeout=5)
 
 
