@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -155,6 +154,24 @@ def test_routing_picks_the_bundle_that_serves_the_request() -> None:
     assert caps["three"].max_sources["mlass-bp"] == 3 and caps["two"].max_sources["lass"] == 2
 
 
+def separation_of(chosen, oracle_index, tokens=None, raw_stems=None):
+    """A WaveformSeparation with what the oracle reads (the rest empty)."""
+    from latsep.models.separation import WaveformSeparation
+
+    empty = np.zeros(0)
+    return WaveformSeparation(
+        stems=empty,
+        raw_stems=empty if raw_stems is None else raw_stems,
+        chosen=chosen,
+        candidate_consistency=empty,
+        oracle_index=oracle_index,
+        oracle_si_sdr=None,
+        tokens=tokens,
+        log_scores=torch.zeros(0),
+        fallback_steps=torch.zeros(0),
+    )
+
+
 def test_default_sources_take_bass_drums_else_refuse_ambiguity() -> None:
     engine = toy_engine(sources=("bass", "drums", "piano"))
     assert engine.default_sources("mlass-bp") == ["bass", "drums", "piano"]
@@ -181,7 +198,7 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     with torch.inference_mode():
         decoded = bundle.codec.decode(tokens[2]).numpy()[:, : len(mix)]  # (N, L)
     expected = wiener_stems(mix.astype(np.float64), decoded.astype(np.float64))
-    separation = SimpleNamespace(chosen=0, oracle_index=2, tokens=tokens, input_gain=1.0)
+    separation = separation_of(chosen=0, oracle_index=2, tokens=tokens)
     chosen_stems = np.zeros_like(refs)
     oracle = pipeline._oracle(
         separation,
@@ -209,7 +226,7 @@ def test_ensemble_oracle_is_the_chosen_candidate_with_its_own_masks() -> None:
     mix = bass + drums
     refs = np.stack([bass, drums])
     raw = np.stack([0.9 * bass + 0.1 * drums, 0.8 * drums]).astype(np.float32)  # (N, L)
-    separation = SimpleNamespace(chosen=1, oracle_index=1, tokens=None, raw_stems=raw)
+    separation = separation_of(chosen=1, oracle_index=1, raw_stems=raw)
     ensemble_stems = np.zeros_like(refs)  # what the oracle must not be scored on
     oracle = pipeline._oracle(
         separation,
@@ -240,7 +257,7 @@ def test_the_oracle_decodes_on_the_codecs_device() -> None:
     bass, drums = mixture(0.1)
     mix = bass + drums
     tokens = torch.zeros(2, 2, -(-len(mix) // 4), dtype=torch.long)
-    separation = SimpleNamespace(chosen=0, oracle_index=1, tokens=tokens, input_gain=1.0)
+    separation = separation_of(chosen=0, oracle_index=1, tokens=tokens)
     oracle = pipeline._oracle(
         separation,
         DeviceCodec(),

@@ -90,11 +90,7 @@ def run_method(
     # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
     # float32 rounding of raw_stems).
     chosen = wiener_stems(mixture, np.asarray(result.raw_stems, np.float64))
-    if result.oracle_index == result.chosen:
-        oracle = np.asarray(result.raw_stems, np.float64)
-    else:
-        oracle = decode_tokens(codec, result.tokens[result.oracle_index][None], stems.shape[1])[0]
-        oracle = oracle / result.input_gain  # back to the chunk's level
+    oracle = result.candidate_sources(codec, result.oracle_index, stems.shape[1])
     picks = {
         "wiener": chosen,
         "ensemble": result.stems,

@@ -252,13 +252,9 @@ def _oracle(
     if index == int(separation.chosen) and options.consistency != "ensemble":
         candidate = stems
     else:
-        from latsep.models.separation import decode_tokens, wiener_stems
+        from latsep.models.separation import wiener_stems
 
-        if index == int(separation.chosen):
-            raw = np.asarray(separation.raw_stems, np.float64)
-        else:  # (N, L), decoded on the codec's device
-            raw = decode_tokens(codec, separation.tokens[index][None], len(mixture))[0]
-            raw = raw / separation.input_gain  # back to the upload's level
+        raw = separation.candidate_sources(codec, index, len(mixture))  # (N, L)
         if options.consistency in ("wiener", "ensemble"):  # one candidate: its own masks
             candidate = np.asarray(wiener_stems(mixture.astype(np.float64), raw), np.float32)
         else:

@@ -71,6 +71,14 @@ class WaveformSeparation:
     input_gain: float = 1.0  # the mixture was scaled by it before encoding: decode / gain
     masks: MaskGrid | None = None
 
+    def candidate_sources(self, codec: Codec, index: int, length: int) -> np.ndarray:
+        """Candidate `index`'s raw decoded sources (N, L) float64 at the mixture's level: the
+        chosen one's are kept, any other is decoded (on the codec's device) and scaled back
+        by input_gain."""
+        if index == self.chosen:
+            return np.asarray(self.raw_stems, np.float64)
+        return decode_tokens(codec, self.tokens[index][None], length)[0] / self.input_gain
+
 
 def prior_context(priors: Sequence[Prior]) -> int | None:
     """The smallest context (tokens) any prior declares, on itself or its `config`."""
