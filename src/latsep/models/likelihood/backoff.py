@@ -81,6 +81,7 @@ class BackoffTable(CountTable):
         self._entry_base = self.trust[self.left, self.right] * entry_q  # β q / (N + β)
         self._possible = torch.ones(k, k, dtype=torch.bool)
         self._weighted = {}
+        self._factors: dict[tuple[str, float], tuple[torch.Tensor, ...]] = {}
 
     def q(self, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The backoff distribution q(y | a, b) for broadcastable LongTensors; float64."""
@@ -100,7 +101,7 @@ class BackoffTable(CountTable):
         a, b, y = torch.broadcast_tensors(
             torch.as_tensor(a), torch.as_tensor(b), torch.as_tensor(y)
         )
-        counts = self._stored_counts(a, b, y)
+        counts = self.stored_counts(a, b, y)
         beta = self.backoff.strength
         return (counts + beta * self.q(a, b, y)) / (self.totals[a, b] + beta)
 
@@ -127,12 +128,6 @@ class BackoffTable(CountTable):
             g = self.trust / self.normaliser  # (a, b)
             self._factors[key] = tuple(x.pow(weight).contiguous() for x in (u, v, g))
         return self._factors[key]
-
-    @property
-    def _factors(self) -> dict[tuple[str, float], tuple[torch.Tensor, ...]]:
-        if not hasattr(self, "_factor_cache"):
-            self._factor_cache: dict[tuple[str, float], tuple[torch.Tensor, ...]] = {}
-        return self._factor_cache
 
     def base_messages(
         self, left: torch.Tensor, right: torch.Tensor, weight: float, table: WeightedTable
@@ -163,15 +158,6 @@ class BackoffTable(CountTable):
             raise ValueError("dense() would build a K³ tensor; only for K <= 256")
         a, b, y = torch.meshgrid(torch.arange(k), torch.arange(k), torch.arange(k), indexing="ij")
         return self.prob(a, b, y)
-
-    def _stored_counts(self, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        k = self.num_tokens
-        key = ((y * k + a) * k + b).reshape(-1)
-        if not self.nnz:
-            return torch.zeros(a.shape, dtype=torch.float64)
-        pos = torch.searchsorted(self._keys, key).clamp(max=self.nnz - 1)
-        found = self._keys[pos] == key
-        return torch.where(found, self.counts[pos], 0.0).view(a.shape)
 
 
 def _row_gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

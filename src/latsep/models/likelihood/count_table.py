@@ -109,16 +109,18 @@ class CountTable:
         a, b, y = torch.broadcast_tensors(
             torch.as_tensor(a), torch.as_tensor(b), torch.as_tensor(y)
         )
+        p = (self.stored_counts(a, b, y) + self.smoothing) / self._denominator[a, b]
+        return torch.where(self._possible[a, b], p, 0.0)
+
+    def stored_counts(self, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """c[a, b, y] for LongTensors of one shape (0 where never counted); float64."""
         k = self.num_tokens
         key = (y * k + a) * k + b
-        if self.nnz:
-            pos = torch.searchsorted(self._keys, key.reshape(-1)).clamp(max=self.nnz - 1)
-            found = self._keys[pos] == key.reshape(-1)
-            counts = torch.where(found, self.counts[pos], 0.0).view(key.shape)
-        else:
-            counts = torch.zeros(key.shape, dtype=torch.float64)
-        p = (counts + self.smoothing) / self._denominator[a, b]
-        return torch.where(self._possible[a, b], p, 0.0)
+        if not self.nnz:
+            return torch.zeros(key.shape, dtype=torch.float64)
+        pos = torch.searchsorted(self._keys, key.reshape(-1)).clamp(max=self.nnz - 1)
+        found = self._keys[pos] == key.reshape(-1)
+        return torch.where(found, self.counts[pos], 0.0).view(key.shape)
 
     def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
         """W_c(a, b) = p(targets[c] | a, b)^w as a PairSlice; targets (C,)."""
