@@ -45,6 +45,14 @@ class SparseCounter:
         if self._pending_size >= self._flush_every:
             self._flush()
 
+    def add_counts(self, indices: np.ndarray, counts: np.ndarray) -> None:
+        """Add counts made earlier: indices (3, nnz) of triples, counts (nnz,)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        _, d1, d2 = self.shape
+        self._flush()
+        keys = (indices[0] * d1 + indices[1]) * d2 + indices[2]
+        self._combine(keys, np.asarray(counts, dtype=np.int64))
+
     def merge(self, other: SparseCounter) -> None:
         if other.shape != self.shape:
             raise ValueError("cannot merge counters of different shapes")
@@ -175,11 +183,7 @@ class TableCounter:
             if name not in tables or len(tables[name]) != len(counters):
                 raise ValueError(f"earlier counts lack table {name} (or its levels)")
             for counter, (indices, counts) in zip(counters, tables[name], strict=True):
-                indices = np.asarray(indices, dtype=np.int64)
-                _, d1, d2 = counter.shape
-                keys = (indices[0] * d1 + indices[1]) * d2 + indices[2]
-                counter._flush()
-                counter._combine(keys, np.asarray(counts, dtype=np.int64))
+                counter.add_counts(indices, counts)
 
     def counters(self) -> dict[str, list[SparseCounter]]:
         names = self.plan.sources
