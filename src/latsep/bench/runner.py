@@ -85,9 +85,11 @@ def chunk_seed(seed: int, chunk: Chunk) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
 
 
-def _in_order(chunk: Chunk, stems: tuple[str, ...], order: tuple[str, ...]) -> np.ndarray:
-    """The chunk's stems (N, L), float64, reordered from `stems` to `order`."""
-    return np.asarray(chunk.stems, np.float64)[[stems.index(s) for s in order]]
+def _case_stems(chunk: Chunk, case: Case, level_db: float) -> np.ndarray:
+    """The chunk's stems (N, L), float64, in the case's order, at the run's level shift."""
+    stems = SOURCE_SETS[case.num_sources]  # the order evaluation_chunks loaded them in
+    ordered = np.asarray(chunk.stems, np.float64)[[stems.index(s) for s in case.sources]]
+    return ordered * 10.0 ** (level_db / 20.0)
 
 
 def _bundle_info(bundle: Bundle, sha: str) -> dict[str, Any]:
@@ -171,7 +173,6 @@ def run_bench(
 
     rows = []
     for case in cases:
-        stems_order = SOURCE_SETS[case.num_sources]
         todo = chunks[case.num_sources]
         records = []
         for i, chunk in enumerate(todo):
@@ -179,8 +180,7 @@ def run_bench(
             record = cache.get(case.key, cid)
             status = "cached"
             if record is None:
-                stems = _in_order(chunk, stems_order, case.sources)  # (N, L)
-                stems = stems * 10.0 ** (config.level_db / 20.0)
+                stems = _case_stems(chunk, case, config.level_db)  # (N, L)
                 fields, returned = _measure(case, chunk, stems, config, by_name, separate)
                 if case is example and i == 0:
                     example_stems = returned
@@ -281,8 +281,7 @@ def _example_plot(
     path: Path,
 ) -> None:
     """Spectrograms of the example chunk; separates it again when it came from the cache."""
-    stems = _in_order(chunk, SOURCE_SETS[case.num_sources], case.sources)
-    stems = stems * 10.0 ** (config.level_db / 20.0)
+    stems = _case_stems(chunk, case, config.level_db)
     bundle = bundles[str(case.bundle)]
     if estimates is None:
         _fields, estimates = run_method(
