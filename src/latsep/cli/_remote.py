@@ -7,10 +7,10 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 import httpx
 
+from latsep.cli.separate import parse_references
 from latsep.client import ApiError, Client, Job, JobFailed
 
 
@@ -21,13 +21,9 @@ def separate_remote(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"error: no file {args.file}", file=sys.stderr)
         return 2
-    references = {}
-    for item in args.reference:
-        source, sep, path = item.partition("=")
-        if not sep:
-            print(f"--reference wants SOURCE=PATH, got {item!r}", file=sys.stderr)
-            return 2
-        references[source] = Path(path)
+    references = parse_references(args.reference)
+    if references is None:
+        return 2
     api_key = args.api_key or os.environ.get("LATSEP_API_KEY") or None
     with Client(args.remote, api_key) as client:
         try:

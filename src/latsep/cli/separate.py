@@ -113,13 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("no bundle: pass --bundle or set LATSEP_BUNDLES", file=sys.stderr)
         return 2
-    references = {}
-    for item in args.reference:
-        source, sep, path = item.partition("=")
-        if not sep:
-            print(f"--reference wants SOURCE=PATH, got {item!r}", file=sys.stderr)
-            return 2
-        references[source] = Path(path)
+    references = parse_references(args.reference)
+    if references is None:
+        return 2
     try:
         options = SeparationOptions(
             num_candidates=args.num_candidates,
@@ -185,6 +181,18 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
     print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
     return 0
+
+
+def parse_references(items: list[str]) -> dict[str, Path] | None:
+    """--reference SOURCE=PATH items as {source: path}; None (said on stderr) if one is not."""
+    references = {}
+    for item in items:
+        source, sep, path = item.partition("=")
+        if not sep:
+            print(f"--reference wants SOURCE=PATH, got {item!r}", file=sys.stderr)
+            return None
+        references[source] = Path(path)
+    return references
 
 
 @contextmanager
