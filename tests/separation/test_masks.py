@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from latsep.models.separation import wiener_stems
-from latsep.models.separation.masks import apply_masks, estimate_masks, upload_stft_size
+from latsep.models.separation.masks import (
+    SMOOTH_FRAMES,
+    PowerAccumulator,
+    apply_masks,
+    estimate_masks,
+    upload_stft_size,
+)
 
 RATE = 22050
 
@@ -15,13 +22,64 @@ def candidates(seed: int = 0, length: int = RATE) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((3, 2, length)).astype(np.float32)
 
 
-def test_at_the_models_rate_mono_the_stems_are_wiener_stems() -> None:
-    estimates = candidates()
-    mixture = np.random.default_rng(1).standard_normal(RATE).astype(np.float32)
-    stems = apply_masks(estimate_masks(estimates, RATE), mixture[None], RATE)[:, 0]
-    np.testing.assert_allclose(
-        stems, wiener_stems(mixture.astype(np.float64), estimates), atol=2e-6
+def _stft(x: np.ndarray, n_fft: int = 1024, hop: int = 256) -> torch.Tensor:
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    return torch.stft(
+        torch.from_numpy(np.asarray(x, np.float64)),
+        n_fft,
+        hop,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
     )
+
+
+def expected_masks(estimates: np.ndarray, frames: int = SMOOTH_FRAMES) -> np.ndarray:
+    """Written out: P_i = (mean_c |X_ci|)², each frame the mean over the centred window's
+    frames inside the clip, M_i = P_i / Σ_j P_j. (N, F, T) float64."""
+    magnitude = np.mean([[_stft(stem).abs().numpy() for stem in c] for c in estimates], 0)
+    power = magnitude**2
+    t = power.shape[-1]
+    half = frames // 2
+    smoothed = np.stack(
+        [power[..., max(0, k - half) : min(t, k + half + 1)].mean(-1) for k in range(t)], -1
+    )
+    return smoothed / smoothed.sum(0, keepdims=True)
+
+
+def test_masks_are_the_squared_mean_magnitude_averaged_over_frames() -> None:
+    estimates = candidates()
+    grid = estimate_masks(estimates, RATE)
+    np.testing.assert_allclose(grid.masks[:, :-1], expected_masks(estimates), atol=2e-5)
+    np.testing.assert_allclose(grid.masks.sum(0), 1.0, atol=1e-5)
+
+
+def test_smoothing_over_one_frame_is_no_smoothing() -> None:
+    estimates = candidates()
+    accumulator = PowerAccumulator(RATE, smooth_frames=1)
+    for candidate in estimates:
+        accumulator.add(candidate)
+    np.testing.assert_allclose(
+        accumulator.grid().masks[:, :-1], expected_masks(estimates, frames=1), atol=2e-5
+    )
+
+
+def test_at_the_models_rate_mono_the_stems_are_the_masked_mixture() -> None:
+    estimates = candidates()
+    mixture = np.random.default_rng(1).standard_normal(RATE)
+    spec = _stft(mixture)
+    want = torch.istft(
+        torch.from_numpy(expected_masks(estimates)) * spec[None],
+        1024,
+        256,
+        window=torch.hann_window(1024, dtype=torch.float64),
+        center=True,
+        length=RATE,
+    ).numpy()
+    stems = apply_masks(estimate_masks(estimates, RATE), mixture[None], RATE)[:, 0]
+    np.testing.assert_allclose(stems, want, atol=1e-4)
+    np.testing.assert_allclose(wiener_stems(mixture, estimates), stems, atol=1e-6)
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(44100, 2), (48000, 2), (8000, 1), (96000, 4)])

@@ -40,23 +40,13 @@ def test_wiener_keeps_well_separated_sources():
     assert si_sdr(low, stems[0]) > 25 and si_sdr(high, stems[1]) > 25
 
 
-def test_ensemble_masks_are_the_candidates_mean_power():
-    """(C, N, L) estimates: masks P_i / Σ_j P_j with P_i the mean over candidates of |X̂_ci|²,
-    computed here by hand on the same STFT."""
+def test_ensemble_stems_sum_to_the_mixture_whatever_the_candidates_order():
+    """(C, N, L) estimates: the masks' formula is checked in test_masks.py; here what any
+    consensus must keep."""
     rng = np.random.default_rng(1)
     candidates = rng.standard_normal((3, 2, 4096))
     mixture = candidates.mean(0).sum(0) + 0.1 * rng.standard_normal(4096)
     stems = wiener_stems(mixture, candidates)
-    window = torch.hann_window(1024, dtype=torch.float64)
-
-    def stft(x):
-        return torch.stft(torch.from_numpy(x), 1024, 256, window=window, center=True,
-                          pad_mode="constant", return_complex=True)  # fmt: skip
-
-    power = torch.stack([stft(c).abs() ** 2 for c in candidates]).mean(0)  # (N, F, frames)
-    masks = power / power.sum(0, keepdim=True)
-    expected = torch.istft(masks * stft(mixture)[None], 1024, 256, window=window, length=4096)
-    np.testing.assert_allclose(stems, expected.numpy(), atol=1e-5)
     np.testing.assert_allclose(stems.sum(0), mixture, atol=1e-5)
     # One candidate, or the same candidate repeated: plain Wiener; order does not matter.
     np.testing.assert_allclose(
