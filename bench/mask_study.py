@@ -1,0 +1,178 @@
+"""How to turn candidates into masks: every estimator on the same decoded candidates.
+
+The token search is the slow part and the masks are cheap, so the study separates once per
+chunk with many candidates, keeps every candidate's decoded sources, and then scores each
+estimator of the sources' power — and each number of candidates, as the first C of them —
+on exactly the same draws: paired differences, with their standard errors, cost no extra
+search.
+
+    # 1. separate 32 valid chunks with 16 candidates, keep the candidates (CPU, 1 thread)
+    .venv/bin/python bench/mask_study.py dump --bundle artifacts/default/plain --method lass \
+        --sources 2 --corpus data/corpus --chunks 32 --candidates 16 --out /tmp/study/lass2
+    # 2. score the estimators: margin over mixture/N, and the paired difference from the first
+    .venv/bin/python bench/mask_study.py score /tmp/study/lass2
+
+Estimators (P_i: source i's power on the STFT, masks P_i / Σ_j P_j, applied to the mixture):
+"power" the mean over candidates of |X̂_ci|² (sessions 1–4), "magnitude" the squared mean
+magnitude (mean_c |X̂_ci|)², "magnitude+smooth" that averaged over 5 frames (the service's
+`PowerAccumulator`), "mean mask" the mean of each candidate's own masks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+N_FFT, HOP = 1024, 256
+Estimator = Callable[[torch.Tensor], torch.Tensor]  # |X̂| (C, N, F, T) -> P (N, F, T)
+
+
+def _masks(power: torch.Tensor) -> torch.Tensor:
+    total = power.sum(0, keepdim=True)
+    return torch.where(total > 1e-20, power / total.clamp(min=1e-20), 1.0 / power.shape[0])
+
+
+def _smooth(power: torch.Tensor, frames: int = 5) -> torch.Tensor:
+    from latsep.models.separation.masks import smooth_over_time
+
+    return smooth_over_time(power, frames)
+
+
+ESTIMATORS: dict[str, Estimator] = {
+    "power": lambda mag: (mag**2).mean(0),
+    "magnitude": lambda mag: mag.mean(0) ** 2,
+    "magnitude+smooth": lambda mag: _smooth(mag.mean(0) ** 2),
+    "mean mask": lambda mag: torch.stack([_masks(m**2) for m in mag]).mean(0),
+}
+
+
+def dump(args: argparse.Namespace) -> None:
+    from latsep.bench.config import SOURCE_SETS
+    from latsep.bench.runner import chunk_seed
+    from latsep.models.bundle import load_bundle
+    from latsep.models.data import evaluation_chunks
+    from latsep.models.separation import separate_waveform
+
+    torch.set_num_threads(args.threads)
+    bundle = load_bundle(args.bundle, torch.device("cpu"))
+    sources = SOURCE_SETS[args.sources]
+    weight = bundle.separation_defaults(args.method, args.sources).get("likelihood_weight", 1.0)
+    priors = [bundle.prior(s) for s in sources]
+    likelihood = bundle.likelihood(args.method, sources)
+    chunks = evaluation_chunks(
+        args.corpus, sources, split=args.split, seconds=3.0, count=args.chunks, seed=0
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for i, chunk in enumerate(chunks):
+        path = out / f"{i:03d}.npz"
+        if path.exists():  # resumable
+            continue
+        stems = np.asarray(chunk.stems, np.float64) * 10.0 ** (args.level_db / 20.0)
+        mixture = stems.sum(0)
+        start = time.perf_counter()
+        result = separate_waveform(
+            args.method,
+            bundle.codec,
+            priors,
+            likelihood,
+            mixture,
+            num_candidates=args.candidates,
+            likelihood_weight=weight,
+            seed=chunk_seed(0, chunk),
+            stem_level_dbfs=bundle.stem_level_dbfs,
+        )
+        seconds = time.perf_counter() - start
+        candidates = [
+            result.candidate_sources(bundle.codec, c, mixture.size) for c in range(args.candidates)
+        ]
+        np.savez(path, candidates=np.stack(candidates).astype(np.float32), references=stems)
+        print(f"{i + 1}/{len(chunks)} {chunk.song_id}@{chunk.start}: {seconds:.1f} s", flush=True)
+
+
+def _stft(x: np.ndarray) -> torch.Tensor:
+    window = torch.hann_window(N_FFT)
+    return torch.stft(
+        torch.as_tensor(x, dtype=torch.float32),
+        N_FFT,
+        HOP,
+        window=window,
+        center=True,
+        pad_mode="constant",
+        return_complex=True,
+    )
+
+
+def _chunk_scores(path: Path, counts: list[int], rate: int) -> dict[str, np.ndarray]:
+    """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
+    from latsep.models.metrics import bss_sdr
+
+    data = np.load(path)
+    candidates, references = data["candidates"], data["references"]
+    _, n, length = candidates.shape
+    mixture = references.sum(0)
+    spec = _stft(mixture)
+    magnitude = torch.stack([_stft(c).abs() for c in candidates])  # (C, N, F, T)
+    window = torch.hann_window(N_FFT)
+    baseline = bss_sdr(references, np.repeat(mixture[None] / n, n, 0), rate)
+    scores = {}
+    for count in counts:
+        for name, estimator in ESTIMATORS.items():
+            masks = _masks(estimator(magnitude[:count]))
+            stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
+            scores[f"{name} C{count}"] = bss_sdr(references, stems.numpy(), rate) - baseline
+    return scores
+
+
+def score(args: argparse.Namespace) -> None:
+    files = sorted(Path(args.dir).glob("*.npz"))
+    if not files:
+        sys.exit(f"no dumped chunks in {args.dir}")
+    rows: dict[str, list[np.ndarray]] = {}
+    for path in files:
+        for key, margin in _chunk_scores(path, args.counts, args.rate).items():
+            rows.setdefault(key, []).append(margin)
+    first = np.array(next(iter(rows.values())))
+    print(f"{args.dir}: {len(files)} chunks; SDR margin over mixture/N per source, mean;")
+    print(f"paired difference from '{next(iter(rows))}' ± standard error")
+    for key, values in rows.items():
+        margin = np.array(values)
+        difference = margin - first
+        se = np.nanstd(difference, 0, ddof=1) / math.sqrt(len(difference))
+        cells = " ".join(f"{m:+.2f}" for m in np.nanmean(margin, 0))
+        means = np.nanmean(difference, 0)
+        diffs = " ".join(f"{d:+.2f} ± {s:.2f}" for d, s in zip(means, se, strict=True))
+        print(f"{key:24s} {cells}   | {diffs}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    d = commands.add_parser("dump", help="separate chunks and keep every candidate")
+    d.add_argument("--bundle", required=True)
+    d.add_argument("--method", required=True)
+    d.add_argument("--sources", type=int, default=2)
+    d.add_argument("--corpus", required=True)
+    d.add_argument("--split", default="valid", choices=["valid", "test"])
+    d.add_argument("--chunks", type=int, default=32)
+    d.add_argument("--candidates", type=int, default=16)
+    d.add_argument("--level-db", type=float, default=0.0)
+    d.add_argument("--threads", type=int, default=1)
+    d.add_argument("--out", required=True)
+    s = commands.add_parser("score", help="score every estimator on the dumped candidates")
+    s.add_argument("dir")
+    s.add_argument("--counts", type=int, nargs="+", default=[4, 8, 16])
+    s.add_argument("--rate", type=int, default=22050)
+    args = parser.parse_args()
+    dump(args) if args.command == "dump" else score(args)
+
+
+if __name__ == "__main__":
+    main()
