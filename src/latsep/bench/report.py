@@ -61,8 +61,9 @@ def markdown_report(results: dict[str, Any]) -> str:
         "the stems. SDR: BSSEval v4 (museval), median over 1-s frames, dB; SI-SDR in dB.",
         "",
         f"Method cells read *{picks}*. The chosen candidate is picked without references "
-        "(mixture consistency); the ensemble takes its Wiener masks from the mean power of "
-        "all candidates (no references either; the service's `consistency=ensemble`); the "
+        "(mixture consistency); the ensemble takes its Wiener masks from the squared mean "
+        "magnitude of all candidates (no references either; the service's "
+        "`consistency=ensemble`); the "
         "oracle peeks at the references and is an upper bound of the sampler, not a result. "
         "Ceiling: each true stem through the codec. Baseline: every stem = mixture / N.",
         "",

@@ -249,7 +249,7 @@ def separate_waveform(
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
     consistency: "wiener" — Wiener masks from the chosen (most mixture-consistent)
-    candidate; "ensemble" — masks from the mean power of all candidates (no references
+    candidate; "ensemble" — masks from all candidates' consensus (`PowerAccumulator`; no references
     either: with search="sample" the candidates are posterior samples, whose consensus is
     steadier than any one of them; with "beam", the beams); "none" — the chosen candidate's
     raw decoded sources.

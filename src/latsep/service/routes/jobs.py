@@ -127,7 +127,8 @@ async def submit_separation(
     consistency: Annotated[
         Consistency,
         Form(
-            description="`ensemble` (default): Wiener masks from all candidates' mean power; "
+            description="`ensemble` (default): Wiener masks from all candidates' squared "
+            "mean magnitude; "
             "`wiener`: masks from the most mixture-consistent candidate (both sum to the "
             "mixture); `none`: that candidate's raw decoded sources."
         ),
