@@ -56,3 +56,21 @@ def test_candidates_stream_as_decode_tokens_decodes_them() -> None:
     assert streamed.dtype == np.float32 and streamed.shape == whole.shape
     np.testing.assert_allclose(streamed, whole, atol=1e-6)
     assert not whole[..., -7:].any()
+
+
+def test_the_encoders_context_covers_its_receptive_field() -> None:
+    """Changing one sample changes the latents only within `encoder_receptive_tokens`."""
+    for config in (CodecConfig.tiny(), CodecConfig.default()):
+        model = codec(config)
+        hop = config.hop_length
+        audio = torch.zeros(1, 300 * hop)
+        changed = audio.clone()
+        for at in (150 * hop, 150 * hop + hop - 1):  # a token's first and last sample
+            changed.zero_()
+            changed[0, at] = 1.0
+            with torch.inference_mode():
+                diff = (model.embed(changed) - model.embed(audio)).abs()[0].amax(0)
+            touched = torch.nonzero(diff > 0).flatten()
+            assert touched.numel() > 0
+            reach = max(150 - int(touched.min()), int(touched.max()) - 150)
+            assert reach <= model.encoder_receptive_tokens
