@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from latsep.models.separation import wiener_stems
-from latsep.models.separation.masks import apply_masks, estimate_masks, upload_stft_size
+from latsep.models.separation.masks import (
+    MaskApplier,
+    apply_masks,
+    estimate_masks,
+    upload_stft_size,
+)
 
 RATE = 22050
 
@@ -42,6 +49,23 @@ def test_blocks_give_what_one_whole_stft_gives(block_frames: int) -> None:
     )
 
 
+@pytest.mark.parametrize(("rate", "block_frames"), [(44100, 7), (48000, 3), (22050, 50)])
+def test_masks_that_arrive_in_pieces_cut_what_the_whole_grid_cuts(rate, block_frames) -> None:
+    """The grid's frames handed over a few at a time, in uneven pieces: each upload block is
+    cut once its frames are there, and the stems are the whole grid's."""
+    grid = estimate_masks(candidates(), RATE)
+    upload = np.random.default_rng(5).standard_normal((2, rate)).astype(np.float32)
+    applier = MaskApplier(upload, rate, grid.stft, len(grid.masks), block_frames=block_frames)
+    pieces = np.random.default_rng(6).integers(1, 9, size=grid.stft.frames)
+    edges = np.minimum(np.concatenate([[0], np.cumsum(pieces)]), grid.stft.frames)
+    for lo, hi in itertools.pairwise(np.unique(edges)):
+        assert not applier.done
+        applier.add(grid.masks[:, :, lo:hi])
+    assert applier.done
+    streamed = np.stack([stem.T for stem in applier.stems()])
+    np.testing.assert_array_equal(streamed, apply_masks(grid, upload, rate))
+
+
 @pytest.mark.parametrize("length", [1, 5, 100, 1000])
 def test_short_uploads(length: int) -> None:
     upload = np.random.default_rng(3).standard_normal((2, length)).astype(np.float32)
@@ -51,9 +75,9 @@ def test_short_uploads(length: int) -> None:
 
 def test_frames_last_as_long_at_any_rate() -> None:
     grid = estimate_masks(candidates(), RATE)
-    assert upload_stft_size(grid, 22050) == (1024, 256)
-    assert upload_stft_size(grid, 44100) == (2048, 512)
-    assert upload_stft_size(grid, 48000) == (2048, 512)
+    assert upload_stft_size(grid.stft, 22050) == (1024, 256)
+    assert upload_stft_size(grid.stft, 44100) == (2048, 512)
+    assert upload_stft_size(grid.stft, 48000) == (2048, 512)
 
 
 def test_the_band_above_the_models_nyquist_follows_the_top_octave() -> None:
