@@ -193,6 +193,7 @@ class MaskApplier:
             pass
 
     def stems(self) -> list[np.ndarray]:
+        """The N stems (L, channels), once every frame has arrived."""
         if not self.done:
             raise ValueError(f"masks for {self.stft.frames - self._received} frames are missing")
         return self.out
