@@ -15,7 +15,7 @@ search.
 Estimators (P_i: source i's power on the STFT, masks P_i / Σ_j P_j, applied to the mixture):
 "power" the mean over candidates of |X̂_ci|² (sessions 1–4), "magnitude" the squared mean
 magnitude (mean_c |X̂_ci|)², "magnitude+smooth" that averaged over 5 frames (the service's
-`PowerAccumulator`), "mean mask" the mean of each candidate's own masks.
+`segment_power` + `TimeSmoother`), "mean mask" the mean of each candidate's own masks.
 """
 
 from __future__ import annotations

@@ -6,15 +6,15 @@ decode the upload, mono 22,050 Hz, token search, decode every candidate, masks, 
 44.1 kHz stereo. The mix is synthetic (tones and noise bursts, seeded): memory and time do
 not depend on the music.
 
-    # the README's figures: defaults, on a quiet machine (the 10-minute case takes long)
+    # the README's figures, with the defaults (the 10-minute case took 21 min on 2 cores)
     .venv/bin/python bench/memory.py --bundle artifacts/default --seconds 60 180 600
     # memory only, in minutes: the token search replaced by random tokens (the priors work
     # in windows of their context, so the search's memory does not grow with duration)
-    .venv/bin/python bench/memory.py --bundle artifacts/default --fake-search --seconds 10 20
+    .venv/bin/python bench/memory.py --fake-search --seconds 10 20 40 60 180
 
 Prints one JSON line per duration (seconds, peak_rss_mb, baseline_rss_mb after loading the
-bundles, wall_s, separate_s) and a linear fit peak_rss_mb ≈ a + b · minutes over them, to
-extrapolate from short runs (labelled as such).
+bundles, wall_s, separate_s) and a linear fit peak_rss_mb ≈ a + b · minutes over them (its
+slope is the growth per minute; its extrapolations are labelled as such).
 """
 
 from __future__ import annotations

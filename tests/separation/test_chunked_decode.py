@@ -1,4 +1,5 @@
-"""Decoding long token rows in overlapping chunks gives the whole decode; candidates stream."""
+"""Long audio through the codec in overlapping chunks gives the whole pass: decode, spans of
+the decode, and encode."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from latsep.models.codec import Codec, CodecConfig
-from latsep.models.separation.pipeline import decode_rows, decode_tokens, iter_candidates
+from latsep.models.separation.chunks import decode_rows, decode_span, decode_tokens, encode_samples
 
 
 def codec(config: CodecConfig, seed: int = 0) -> Codec:
@@ -48,11 +49,48 @@ def test_the_decoders_context_covers_its_receptive_field() -> None:
         assert reach <= model.receptive_tokens
 
 
-def test_candidates_stream_as_decode_tokens_decodes_them() -> None:
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(-50, 300), (0, 7), (333, 2000), (5000, 5400), (5390, 5600)]
+)
+def test_a_span_of_the_decode_is_that_span_of_the_whole_decode(lo: int, hi: int) -> None:
+    """Samples [lo, hi) as the whole decode, trimmed to `length`, has them; zeros outside."""
     model = codec(CodecConfig.tiny())
-    tokens = torch.randint(0, model.num_tokens, (5, 3, 60), generator=torch.Generator())
-    whole = decode_tokens(model, tokens, 60 * model.hop_length + 7)  # zero-padded at the end
-    streamed = np.stack(list(iter_candidates(model, tokens, 60 * model.hop_length + 7)))
-    assert streamed.dtype == np.float32 and streamed.shape == whole.shape
-    np.testing.assert_allclose(streamed, whole, atol=1e-6)
-    assert not whole[..., -7:].any()
+    rows = torch.randint(0, model.num_tokens, (4, 340), generator=torch.Generator())
+    length = 5395
+    whole = decode_tokens(model, rows[None], length)[0]  # (4, L) float64
+    padded = np.zeros((4, 7000), dtype=np.float64)
+    padded[:, 100 : 100 + length] = whole
+    span = decode_span(model, rows, lo, hi, length)
+    assert span.dtype == np.float32 and span.shape == (4, hi - lo)
+    np.testing.assert_allclose(span, padded[:, 100 + lo : 100 + hi], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("preset", "chunk_tokens"), [("tiny", 1), ("tiny", 13), ("default", 37), ("default", 250)]
+)
+def test_chunked_encode_equals_the_whole_encode(preset: str, chunk_tokens: int) -> None:
+    model = codec(getattr(CodecConfig, preset)())
+    audio = np.random.default_rng(0).standard_normal(300 * model.hop_length).astype(np.float32)
+    audio *= np.float32(0.1)
+    with torch.inference_mode():
+        whole = model.encode(torch.from_numpy(audio)[None])[0]
+    torch.testing.assert_close(encode_samples(model, audio, chunk_tokens=10**9), whole)
+    torch.testing.assert_close(encode_samples(model, audio, chunk_tokens=chunk_tokens), whole)
+
+
+def test_the_encoders_context_covers_its_receptive_field() -> None:
+    """Changing one sample changes the latents only within `encoder_receptive_tokens`."""
+    for config in (CodecConfig.tiny(), CodecConfig.default()):
+        model = codec(config)
+        hop = config.hop_length
+        audio = torch.zeros(1, 300 * hop)
+        changed = audio.clone()
+        for at in (150 * hop, 150 * hop + hop - 1):  # a token's first and last sample
+            changed.zero_()
+            changed[0, at] = 1.0
+            with torch.inference_mode():
+                diff = (model.embed(changed) - model.embed(audio)).abs()[0].amax(0)
+            touched = torch.nonzero(diff > 0).flatten()
+            assert touched.numel() > 0
+            reach = max(150 - int(touched.min()), int(touched.max()) - 150)
+            assert reach <= model.encoder_receptive_tokens

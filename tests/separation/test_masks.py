@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,8 @@ import torch
 from latsep.models.separation import wiener_stems
 from latsep.models.separation.masks import (
     SMOOTH_FRAMES,
-    PowerAccumulator,
+    MaskApplier,
+    TimeSmoother,
     apply_masks,
     estimate_masks,
     upload_stft_size,
@@ -55,14 +58,19 @@ def test_masks_are_the_squared_mean_magnitude_averaged_over_frames() -> None:
     np.testing.assert_allclose(grid.masks.sum(0), 1.0, atol=1e-5)
 
 
-def test_smoothing_over_one_frame_is_no_smoothing() -> None:
-    estimates = candidates()
-    accumulator = PowerAccumulator(RATE, smooth_frames=1)
-    for candidate in estimates:
-        accumulator.add(candidate)
-    np.testing.assert_allclose(
-        accumulator.grid().masks[:, :-1], expected_masks(estimates, frames=1), atol=2e-5
+@pytest.mark.parametrize("sizes", [[37], [1] * 37, [2, 1, 5, 3, 26], [4, 30, 3]])
+@pytest.mark.parametrize("frames", [1, 3, 5])
+def test_smoothing_block_by_block_equals_smoothing_the_whole(sizes: list[int], frames: int) -> None:
+    power = torch.from_numpy(np.random.default_rng(5).random((2, 3, sum(sizes)), np.float32))
+    smoother, parts, start = TimeSmoother(frames), [], 0
+    for k, size in enumerate(sizes):
+        parts.append(smoother.add(power[:, :, start : start + size], last=k == len(sizes) - 1))
+        start += size
+    whole = torch.stack(
+        [power[:, :, max(0, t - frames // 2) : t + frames // 2 + 1].mean(2) for t in range(start)],
+        2,
     )
+    np.testing.assert_allclose(torch.cat(parts, 2).numpy(), whole.numpy(), rtol=1e-6)
 
 
 def test_at_the_models_rate_mono_the_stems_are_the_masked_mixture() -> None:
@@ -100,6 +108,23 @@ def test_blocks_give_what_one_whole_stft_gives(block_frames: int) -> None:
     )
 
 
+@pytest.mark.parametrize(("rate", "block_frames"), [(44100, 7), (48000, 3), (22050, 50)])
+def test_masks_that_arrive_in_pieces_cut_what_the_whole_grid_cuts(rate, block_frames) -> None:
+    """The grid's frames handed over a few at a time, in uneven pieces: each upload block is
+    cut once its frames are there, and the stems are the whole grid's."""
+    grid = estimate_masks(candidates(), RATE)
+    upload = np.random.default_rng(5).standard_normal((2, rate)).astype(np.float32)
+    applier = MaskApplier(upload, rate, grid.stft, len(grid.masks), block_frames=block_frames)
+    pieces = np.random.default_rng(6).integers(1, 9, size=grid.stft.frames)
+    edges = np.minimum(np.concatenate([[0], np.cumsum(pieces)]), grid.stft.frames)
+    for lo, hi in itertools.pairwise(np.unique(edges)):
+        assert not applier.done
+        applier.add(grid.masks[:, :, lo:hi])
+    assert applier.done
+    streamed = np.stack([stem.T for stem in applier.stems()])
+    np.testing.assert_array_equal(streamed, apply_masks(grid, upload, rate))
+
+
 @pytest.mark.parametrize("length", [1, 5, 100, 1000])
 def test_short_uploads(length: int) -> None:
     upload = np.random.default_rng(3).standard_normal((2, length)).astype(np.float32)
@@ -109,9 +134,9 @@ def test_short_uploads(length: int) -> None:
 
 def test_frames_last_as_long_at_any_rate() -> None:
     grid = estimate_masks(candidates(), RATE)
-    assert upload_stft_size(grid, 22050) == (1024, 256)
-    assert upload_stft_size(grid, 44100) == (2048, 512)
-    assert upload_stft_size(grid, 48000) == (2048, 512)
+    assert upload_stft_size(grid.stft, 22050) == (1024, 256)
+    assert upload_stft_size(grid.stft, 44100) == (2048, 512)
+    assert upload_stft_size(grid.stft, 48000) == (2048, 512)
 
 
 def test_the_band_above_the_models_nyquist_follows_the_top_octave() -> None:

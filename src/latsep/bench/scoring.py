@@ -16,8 +16,8 @@ import torch
 
 from latsep.models.metrics import bss_sdr, si_sdr
 from latsep.models.separation import WaveformSeparation, decode_tokens, separate_waveform
+from latsep.models.separation.chunks import codec_device
 from latsep.models.separation.consistency import wiener_stems
-from latsep.models.separation.pipeline import codec_device
 
 SeparateFn = Callable[..., WaveformSeparation]
 # chosen + Wiener, ensemble Wiener (masks from all candidates), chosen raw, oracle best-of-N raw

@@ -60,8 +60,8 @@ class JobPublic(BaseModel):
     status: JobStatusName
     progress: float = Field(ge=0, le=1)
     stage: str = Field(
-        description="decoding, separating N/T tokens, decoding stems C/N candidates, "
-        "masking, scoring; queued, done, failed, canceled"
+        description="decoding, separating N/T tokens, decoding stems B/M blocks, "
+        "masking B/M blocks, scoring; queued, done, failed, canceled"
     )
     eta_seconds: float | None = Field(
         default=None, description="seconds left at the pace so far, while running"

@@ -108,9 +108,13 @@ def separate_job(job_id: str) -> dict[str, object]:
         sr = outcome.result.sample_rate
         start = time.perf_counter()
         # Float WAV keeps the stems' sum equal to the mixture; the API transcodes on download.
-        stems = {
-            s: encode_audio(a, sr, format="wav", subtype="FLOAT") for s, a in outcome.stems.items()
-        }
+        # One stem at a time, its float array dropped once encoded (each is its own array):
+        # a long upload's stems are not held twice over.
+        stems = {}
+        for source in list(outcome.stems):
+            audio = outcome.stems.pop(source)
+            stems[source] = encode_audio(audio, sr, format="wav", subtype="FLOAT")
+            del audio
         result = outcome.result
         result.timings["encode_s"] = round(time.perf_counter() - start, 4)
         result.timings["total_s"] = round(time.perf_counter() - started, 4)

@@ -20,8 +20,8 @@ import soundfile as sf
 
 from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import load_audio, load_upload, resample
-from latsep.models.audio.io import AudioSource, Upload
+from latsep.models.audio import load_audio, load_upload
+from latsep.models.audio.io import AudioSource
 from latsep.worker.engine import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).
@@ -107,18 +107,18 @@ def run(
         progress=lambda f: report(_DECODE + _SEPARATE * float(f), stage[0]),
         stages=lambda name, done, total: stage.__setitem__(0, _stage_text(name, done, total)),
         stem_level_dbfs=bundle.stem_level_dbfs,
+        upload=upload,  # its stems are cut block by block, as the masks come
+        model_rate_stems=refs is not None,  # only the scores read them
     )
     timings["separate_s"] = time.perf_counter() - start
-    stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L) models' rate, mono
-    report(_DECODE + _SEPARATE, "masking")
-    start = time.perf_counter()
-    full = _upload_stems(separation, upload, sample_rate)  # (N, channels, L0)
-    timings["mask_s"] = time.perf_counter() - start
+    upload_stems = separation.upload_stems
+    assert upload_stems is not None  # asked for with upload=
 
     sdr = si_sdr = oracle = None
     if refs is not None:
         report(_DECODE + _SEPARATE, "scoring")
         start = time.perf_counter()
+        stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L) models' rate
         sdr, si_sdr = _scores(refs, stems_array, order, sample_rate)
         oracle = _oracle(
             separation, bundle.codec, audio, refs, stems_array, used, order, sample_rate
@@ -128,7 +128,7 @@ def run(
     result = JobResult(
         sources=chosen_sources,
         sample_rate=upload.sample_rate,
-        num_samples=int(full.shape[2]),
+        num_samples=int(upload_stems[0].shape[0]),
         channels=upload.channels,
         model_sample_rate=sample_rate,
         bundle=loaded.name,
@@ -142,31 +142,17 @@ def run(
         oracle=oracle,
     )
     report(1.0, "done")
-    by_source = {s: full[i, 0] if upload.channels == 1 else full[i].T for i, s in enumerate(order)}
+    by_source = dict(zip(order, upload_stems, strict=True))  # (L, channels): soundfile's layout
+    if upload.channels == 1:
+        by_source = {s: stem[:, 0] for s, stem in by_source.items()}
     stems = {s: by_source[s] for s in chosen_sources}
     return SeparationOutcome(stems=stems, result=result)
 
 
 def _stage_text(name: str, done: int, total: int) -> str:
-    """ "separating 120/5168 tokens", "decoding stems 3/8 candidates", "masking"."""
-    unit = {"separating": "tokens", "decoding stems": "candidates"}.get(name)
+    """ "separating 120/5168 tokens", "decoding stems 3/15 blocks", "masking 3/15 blocks"."""
+    unit = {"separating": "tokens", "decoding stems": "blocks", "masking": "blocks"}.get(name)
     return f"{name} {done}/{total} {unit}" if unit else name
-
-
-def _upload_stems(separation: Any, upload: Upload, model_rate: int) -> np.ndarray:
-    """(N, channels, L0) float32 at the upload's rate: its channels through the separation's
-    masks (they sum to the upload); with consistency "none", the raw decoded sources
-    resampled and the same on every channel."""
-    if separation.masks is not None:
-        from latsep.models.separation.masks import apply_masks
-
-        return apply_masks(separation.masks, upload.audio, upload.sample_rate)
-    channels, length = upload.audio.shape
-    out = np.zeros((len(separation.raw_stems), channels, length), dtype=np.float32)
-    for i, raw in enumerate(np.asarray(separation.raw_stems, np.float32)):
-        stem = resample(raw, model_rate, upload.sample_rate)[:length]
-        out[i, :, : len(stem)] = stem
-    return out
 
 
 def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> None:

@@ -60,6 +60,13 @@ class CodecConfig:
         reach += sum(self.dilations) / rate + 4 / rate  # last units, synthesis kernel 4·s
         return math.ceil(reach) + 1
 
+    @property
+    def encoder_context_tokens(self) -> int:
+        """Tokens on each side of a token whose samples its latent depends on. The encoder
+        mirrors the decoder layer for layer (its analysis conv, kernel 4·s, reaches 2.5
+        frames where the synthesis conv reaches 4), so the decoder's bound holds for it."""
+        return self.decoder_context_tokens
+
     @classmethod
     def tiny(cls) -> CodecConfig:
         """A few thousand parameters: trains in seconds, for tests."""

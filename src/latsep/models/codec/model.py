@@ -52,6 +52,11 @@ class Codec(nn.Module):
         return self.config.decoder_context_tokens
 
     @property
+    def encoder_receptive_tokens(self) -> int:
+        """Context (tokens, each side) that makes a chunked encode equal the whole one."""
+        return self.config.encoder_context_tokens
+
+    @property
     def num_tokens(self) -> int:
         return self.config.num_tokens
 

@@ -1,19 +1,18 @@
 """The separation engine: per-step exact samplers, beam search, long-audio pipeline."""
 
+from latsep.models.separation.chunks import decode_rows, decode_span, decode_tokens
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
 from latsep.models.separation.engine import METHODS, PAIR_METHODS, separate
 from latsep.models.separation.masks import (
+    MaskApplier,
     MaskGrid,
-    PowerAccumulator,
+    StftGrid,
     apply_masks,
     estimate_masks,
 )
 from latsep.models.separation.pipeline import (
     WaveformSeparation,
-    decode_rows,
-    decode_tokens,
-    iter_candidates,
     prior_context,
     separate_waveform,
 )
@@ -23,15 +22,16 @@ __all__ = [
     "METHODS",
     "PAIR_METHODS",
     "Codec",
+    "MaskApplier",
     "MaskGrid",
-    "PowerAccumulator",
     "Separation",
+    "StftGrid",
     "WaveformSeparation",
     "apply_masks",
     "decode_rows",
+    "decode_span",
     "decode_tokens",
     "estimate_masks",
-    "iter_candidates",
     "mixture_error",
     "prior_context",
     "separate",

@@ -9,26 +9,43 @@ continuous, and the whole token sequences are decoded once at the end (no seams)
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from latsep.models.audio import SAMPLE_RATE
+from latsep.models.audio import SAMPLE_RATE, resample
+from latsep.models.audio.io import Upload
 from latsep.models.data.levels import active_rms
 from latsep.models.prior.protocol import Prior
+from latsep.models.separation.blocks import (
+    BLOCK_FRAMES,
+    CandidateScores,
+    block_frames_for,
+    decode_block,
+    plan_blocks,
+)
+from latsep.models.separation.chunks import (
+    bf16_is_fast,
+    codec_device,
+    decode_rows,
+    decode_tokens,
+    encode_samples,
+)
 from latsep.models.separation.codec import Codec
-from latsep.models.separation.consistency import si_sdr
 from latsep.models.separation.engine import separate
 from latsep.models.separation.masks import (
-    MaskGrid,
-    PowerAccumulator,
-    apply_masks,
-    estimate_masks,
+    UPLOAD_BLOCK_FRAMES,
+    MaskApplier,
+    StftGrid,
+    TimeSmoother,
+    masks_from_power,
+    segment_power,
 )
+from latsep.models.separation.result import Separation
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +55,30 @@ CONSISTENCIES = ("wiener", "ensemble", "none")
 # so the mean of n sources sits near −22.5 − 10·log10(n) (−25.5 dBFS measured for 2 sources,
 # −27.0 for 3). Uploads come at any level; tokens depend on it.
 NOMINAL_STEM_DBFS = -22.5
-_EPS = 1e-12
 _SEARCH_SHARE, _DECODE_SHARE = 0.8, 0.15  # of the progress fraction; masks take the rest
 _MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
-_DECODE_ROWS = 8  # rows per decoder call: bounds memory on long clips
-# Tokens per decoder call along time (≈6 s at hop 64), plus the decoder's context each side.
-DECODE_CHUNK_TOKENS = 2048
+
+StagesFn = Callable[[str, int, int], None]
+ReportFn = Callable[[str, int, int, float], None]  # stage, done, total, progress fraction
 
 
 @dataclass(frozen=True)
 class WaveformSeparation:
-    """stems (N, L) float32: the returned stems (they sum to the mixture with consistency
-    "wiener" or "ensemble"); raw_stems (N, L): the chosen candidate's decoded sources;
-    chosen: its index, the most mixture-consistent candidate; candidate_consistency (C,):
-    ‖y - Σ x̂_i‖² / ‖y‖² (lower is better); oracle_index: best-of-N by mean SI-SDR against
-    references (an *oracle*, needs the references; None without them); oracle_si_sdr (C,)
-    or None; tokens (C, N, T); log_scores (C,); fallback_steps (C,). Tokens decode at the
-    level the models saw: divide what `decode_tokens` gives by input_gain. masks: the soft
-    masks the stems came from (None with consistency "none"), for `apply_masks` to the
-    upload at its own rate and channels."""
+    """stems (N, L) float32 at the models' rate: the returned stems (they sum to the mixture
+    with consistency "wiener" or "ensemble"); raw_stems (N, L): the chosen candidate's
+    decoded sources (both None when the caller asked for the upload's stems only);
+    upload_stems: with an upload, N arrays (L0, channels) float32 at its rate, cut by the
+    same masks from every channel (they sum to the upload; with consistency "none", the raw
+    sources resampled, the same on every channel); chosen: the most mixture-consistent
+    candidate; candidate_consistency (C,): ‖y - Σ x̂_i‖² / ‖y‖² (lower is better);
+    oracle_index: best-of-N by mean SI-SDR against references (an *oracle*, needs the
+    references; None without them); oracle_si_sdr (C,) or None; tokens (C, N, T);
+    log_scores (C,); fallback_steps (C,). Tokens decode at the level the models saw: divide
+    what `decode_tokens` gives by input_gain."""
 
-    stems: np.ndarray
-    raw_stems: np.ndarray
+    stems: np.ndarray | None
+    raw_stems: np.ndarray | None
     chosen: int
     candidate_consistency: np.ndarray
     oracle_index: int | None
@@ -69,13 +87,13 @@ class WaveformSeparation:
     log_scores: torch.Tensor
     fallback_steps: torch.Tensor
     input_gain: float = 1.0  # the mixture was scaled by it before encoding: decode / gain
-    masks: MaskGrid | None = None
+    upload_stems: list[np.ndarray] | None = None
 
     def candidate_sources(self, codec: Codec, index: int, length: int) -> np.ndarray:
         """Candidate `index`'s raw decoded sources (N, L) float64 at the mixture's level: the
-        chosen one's are kept, any other is decoded (on the codec's device) and scaled back
-        by input_gain."""
-        if index == self.chosen:
+        chosen one's are kept (when they were made), any other is decoded (on the codec's
+        device) and scaled back by input_gain."""
+        if index == self.chosen and self.raw_stems is not None:
             return np.asarray(self.raw_stems, np.float64)
         return decode_tokens(codec, self.tokens[index][None], length)[0] / self.input_gain
 
@@ -114,99 +132,6 @@ def _windows(
     return window_tokens, prefix_tokens
 
 
-def codec_device(codec: Codec) -> torch.device:
-    """Where the codec's weights live; a codec without a `device` runs on the CPU."""
-    return torch.device(getattr(codec, "device", "cpu"))
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return True
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private; absent → no
-    return device.type == "cpu" and bool(probe and probe())
-
-
-def decode_tokens(
-    codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False
-) -> np.ndarray:
-    """(C, N, T) tokens -> (C, N, L) float64 audio, trimmed or zero-padded to `length`; the
-    tokens may live anywhere (they are moved to the codec's device). Long rows decode in
-    overlapping time chunks (see `decode_rows`).
-
-    bf16: run the decoder under bf16 autocast on the codec's device (measured on a 2-core
-    CPU with AVX512-BF16: 2.2× faster; on the trained default plain codec, 6 valid chunks per
-    stem, bf16 output is 46–50 dB from fp32 and its SDR within 0.002 dB of fp32's).
-    """
-    c, n, t = tokens.shape
-    flat = tokens.reshape(c * n, t)
-    out = np.zeros((c * n, length), dtype=np.float64)
-    for start in range(0, c * n, _DECODE_ROWS):
-        out[start : start + _DECODE_ROWS] = decode_rows(
-            codec, flat[start : start + _DECODE_ROWS], length, bf16
-        )
-    return out.reshape(c, n, length)
-
-
-def iter_candidates(
-    codec: Codec, tokens: torch.Tensor, length: int, bf16: bool = False
-) -> Iterator[np.ndarray]:
-    """Each candidate's decoded sources in turn, (N, L) float32: (C, N, T) tokens never
-    become (C, N, L) audio at once (a few candidates share a decoder call)."""
-    c, n, _ = tokens.shape
-    per_call = max(1, _DECODE_ROWS // n)
-    for start in range(0, c, per_call):
-        group = tokens[start : start + per_call]  # (c', N, T)
-        audio = decode_rows(codec, group.reshape(-1, group.shape[-1]), length, bf16)
-        yield from audio.reshape(group.shape[0], n, length)
-
-
-def decode_rows(
-    codec: Codec,
-    rows: torch.Tensor,
-    length: int,
-    bf16: bool = False,
-    chunk_tokens: int = DECODE_CHUNK_TOKENS,
-) -> np.ndarray:
-    """(B, T) tokens -> (B, L) float32 audio, trimmed or zero-padded to `length`.
-
-    A codec that declares its decoder's receptive field (`receptive_tokens`, each side) is
-    run on chunks of `chunk_tokens` with that much context on each side, of which only the
-    middle is kept: for a convolutional decoder the result is the whole decode's (no seams),
-    and memory is bounded by the chunk, not the duration. Others decode whole rows.
-    """
-    b, t = rows.shape
-    out = np.zeros((b, length), dtype=np.float32)
-    device = codec_device(codec)
-    context = getattr(codec, "receptive_tokens", None)
-    hop = int(getattr(codec, "hop_length", 0))
-    if not isinstance(context, int) or not hop or t <= chunk_tokens + 2 * context:
-        spans = [(0, t, 0, t)]  # (token span kept, token span decoded)
-    else:
-        spans = [
-            (
-                start,
-                min(t, start + chunk_tokens),
-                max(0, start - context),
-                min(t, start + chunk_tokens + context),
-            )
-            for start in range(0, t, chunk_tokens)
-        ]
-    # No autocast context at all in fp32: it refuses device types it does not know.
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    with torch.inference_mode(), autocast:
-        for keep_lo, keep_hi, lo, hi in spans:
-            if keep_lo * hop >= length:
-                break
-            decoded = codec.decode(rows[:, lo:hi].to(device)).detach().float().cpu()
-            audio = decoded.reshape(b, -1)
-            if (lo, hi) != (0, t):  # a chunk: keep the middle
-                audio = audio[:, (keep_lo - lo) * hop : (keep_hi - lo) * hop]
-            first = keep_lo * hop
-            audio = audio[:, : max(0, length - first)].numpy()
-            out[:, first : first + audio.shape[1]] = audio
-    return out
-
-
 def level_gain(mixture: np.ndarray, num_sources: int, stem_dbfs: float | None) -> float:
     """The gain that brings the mean of the sources (mixture / n) to the nominal level of a
     mean of n stems at `stem_dbfs` (active RMS); 1 when None or the mixture is silent."""
@@ -240,16 +165,19 @@ def separate_waveform(
     consistency: str = "ensemble",
     references: np.ndarray | None = None,
     progress: Callable[[float], None] | None = None,
-    stages: Callable[[str, int, int], None] | None = None,
+    stages: StagesFn | None = None,
     codec_bf16: bool | None = None,
     stem_level_dbfs: float | None = None,
+    upload: Upload | None = None,
+    model_rate_stems: bool = True,
+    block_frames: int = BLOCK_FRAMES,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
     window_tokens defaults to the priors' context minus the prefix; prefix_tokens to a
     quarter of the context (0 and one window when no prior declares a context).
     consistency: "wiener" — Wiener masks from the chosen (most mixture-consistent)
-    candidate; "ensemble" — masks from all candidates' consensus (`PowerAccumulator`; no references
+    candidate; "ensemble" — masks from all candidates' consensus (`segment_power`; no references
     either: with search="sample" the candidates are posterior samples, whose consensus is
     steadier than any one of them; with "beam", the beams); "none" — the chosen candidate's
     raw decoded sources.
@@ -262,16 +190,25 @@ def separate_waveform(
     own, `Bundle.stem_level_dbfs`). None: the mixture as uploaded.
     The decoded sources are scaled back, the masks are scale-free: the stems still sum to
     the mixture as given.
+    upload: the mix as the user gave it (its channels at its rate; `mixture` is its mono
+    mean at the models' rate): its stems come back in `upload_stems`. model_rate_stems=False
+    skips `stems` and `raw_stems` (None) for a caller that only wants the upload's.
+    Memory does not grow with duration beyond the mixture, the upload and the stems asked
+    for: the mixture is encoded in chunks, and after the search the candidates are decoded,
+    scored and turned into masks `block_frames` STFT frames at a time (the result does not
+    depend on it), the masks cutting the stems as they come (see `blocks`, `MaskApplier`).
     progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
     0.95) and the masks; stages(name, done, total) says where, before each progress call:
-    "separating" (tokens), "decoding stems" (candidates), "masking".
+    "separating" (tokens), "decoding stems" (blocks), "masking" (blocks).
     """
     device = codec_device(codec)  # a GPU codec wants GPU input
     if codec_bf16 is None:
         codec_bf16 = bf16_is_fast(device)
     if consistency not in CONSISTENCIES:
         raise ValueError(f"consistency must be one of {CONSISTENCIES}; got {consistency!r}")
-    mixture = np.asarray(mixture, dtype=np.float64)
+    mixture = np.asarray(mixture)
+    if not np.issubdtype(mixture.dtype, np.floating):
+        mixture = mixture.astype(np.float64)  # float32 stays: no whole-length float64 copy
     if mixture.ndim != 1 or mixture.size == 0:
         raise ValueError("mixture must be a non-empty 1-D array (L,)")
     n, length = len(priors), mixture.shape[0]
@@ -281,97 +218,196 @@ def separate_waveform(
             raise ValueError(f"references must be (N, L) = ({n}, {length})")
 
     gain = level_gain(mixture, n, stem_level_dbfs)
-    hop = int(codec.hop_length)
-    padded = np.zeros(-(-length // hop) * hop, dtype=np.float32)
-    padded[:length] = gain * mixture / n  # the models see the mean of the sources
-    with torch.inference_mode():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=codec_bf16):
-            mixture_tokens = codec.encode(torch.from_numpy(padded)[None].to(device))
-        mixture_tokens = mixture_tokens.reshape(-1).long().cpu()
-    total = mixture_tokens.shape[0]
-    window, prefix_len = _windows(priors, total, window_tokens, prefix_tokens)
     generator = torch.Generator().manual_seed(seed)
+    mixture_tokens = _encode_mixture(codec, mixture, gain, n, codec_bf16)
+    window, prefix_len = _windows(priors, mixture_tokens.shape[0], window_tokens, prefix_tokens)
 
-    rows = num_candidates if search == "sample" else 1
-    tokens = torch.zeros(rows, n, 0, dtype=torch.long)  # (C, N, t) chosen so far
-    scores = torch.zeros(rows, dtype=torch.float64)
-    fallback = torch.zeros(rows, dtype=torch.long)
-    for start in range(0, total, window):
-
-        def report(done: int, start: int = start) -> None:
-            if stages is not None:
-                stages("separating", start + done, total)
-            if progress is not None:
-                progress(_SEARCH_SHARE * (start + done) / total)
-
-        result = separate(
-            method,
-            priors,
-            likelihood,
-            mixture_tokens[start : start + window],
-            search=search,
-            num_candidates=num_candidates,
-            temperature=temperature,
-            top_k=top_k,
-            likelihood_weight=likelihood_weight,
-            generator=generator,
-            prefix=tokens[:, :, max(0, start - prefix_len) : start],
-            prefix_scores=scores,
-            progress=report,
-        )
-        tokens = torch.cat([tokens[result.origins], result.tokens], 2)
-        scores = result.log_scores
-        fallback = fallback[result.origins] + result.fallback_steps
-    if int(fallback.sum()):
-        logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
-
-    # One candidate at a time: its mixture error, its oracle score, its power for the
-    # ensemble's masks; only the most consistent one's sources are kept.
-    rate = int(getattr(codec, "sample_rate", SAMPLE_RATE))
-    ensemble = PowerAccumulator(rate) if consistency == "ensemble" else None
-    errors = np.empty(tokens.shape[0], dtype=np.float64)  # (C,)
-    oracle_scores = np.empty_like(errors) if references is not None else None
-    mixture_energy = float((mixture**2).sum()) + _EPS
-    chosen, raw = 0, np.zeros((n, length), dtype=np.float32)
-    num_rows = tokens.shape[0]
-    for c, decoded in enumerate(iter_candidates(codec, tokens, length, codec_bf16)):
+    def report(name: str, done: int, total: int, fraction: float) -> None:
         if stages is not None:
-            stages("decoding stems", c, num_rows)
+            stages(name, done, total)
         if progress is not None:
-            progress(_SEARCH_SHARE + _DECODE_SHARE * c / num_rows)
-        estimate = decoded / np.float32(gain)  # (N, L) float32, at the upload's level
-        residual = mixture - estimate.sum(0, dtype=np.float64)  # (L,)
-        errors[c] = float((residual**2).sum()) / mixture_energy
-        if oracle_scores is not None:
-            oracle_scores[c] = float(si_sdr(references, estimate.astype(np.float64)).mean())
-        if ensemble is not None:
-            ensemble.add(estimate)
-        if c == 0 or errors[c] < errors[chosen]:  # the first of equals, as argmin
-            chosen, raw = c, estimate
-    oracle_index = int(np.argmax(oracle_scores)) if oracle_scores is not None else None
-    masks = None
-    if stages is not None:
-        stages("masking", 0, 1)
-    if progress is not None:
-        progress(_SEARCH_SHARE + _DECODE_SHARE)
-    if consistency in ("wiener", "ensemble"):
-        # "ensemble": masks from every candidate's power; "wiener": the chosen one's.
-        masks = ensemble.grid() if ensemble is not None else estimate_masks(raw, rate)
-        stems = apply_masks(masks, mixture[None], rate)[:, 0]  # (N, L)
-    else:
+            progress(fraction)
+
+    search_window = functools.partial(
+        separate,
+        method,
+        priors,
+        likelihood,
+        search=search,
+        num_candidates=num_candidates,
+        temperature=temperature,
+        top_k=top_k,
+        likelihood_weight=likelihood_weight,
+        generator=generator,
+    )
+    rows = num_candidates if search == "sample" else 1
+    tokens, scores, fallback = _search_windows(
+        search_window, mixture_tokens, (window, prefix_len), (rows, n), report
+    )
+
+    stft = StftGrid.covering(length, int(getattr(codec, "sample_rate", SAMPLE_RATE)))
+    targets: dict[str, MaskApplier] = {}
+    if consistency != "none":
+        cut = mixture if model_rate_stems else None
+        targets = _mask_targets(stft, n, cut, upload, block_frames)
+    decoded = _Decoder(codec, gain, stft, block_frames_for(codec, stft, block_frames), codec_bf16)
+    ranking = CandidateScores(mixture, tokens.shape[0], references)
+    # One pass over every candidate: scores and, for "ensemble", the masks.
+    decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
+    chosen = ranking.chosen()
+    if consistency == "wiener" and targets:  # the chosen candidate's own masks
+        decoded.run(tokens[chosen : chosen + 1], report, None, targets)
+    raw = decoded.whole(tokens[chosen]) if model_rate_stems else None
+    if consistency == "none":
         stems = raw
+        upload_stems = _raw_upload_stems(decoded, tokens[chosen], raw, upload)
+    else:
+        stems = _single_channel(targets["models"].stems()) if model_rate_stems else None
+        upload_stems = targets["upload"].stems() if upload is not None else None
+    oracle_scores = ranking.oracle()
     if progress is not None:
         progress(1.0)
     return WaveformSeparation(
         stems=stems,
         raw_stems=raw,
         chosen=chosen,
-        candidate_consistency=errors,
-        oracle_index=oracle_index,
+        candidate_consistency=ranking.consistency(),
+        oracle_index=int(np.argmax(oracle_scores)) if oracle_scores is not None else None,
         oracle_si_sdr=oracle_scores,
         tokens=tokens,
         log_scores=scores,
         fallback_steps=fallback,
         input_gain=gain,
-        masks=masks,
+        upload_stems=upload_stems,
     )
+
+
+def _encode_mixture(
+    codec: Codec, mixture: np.ndarray, gain: float, n: int, bf16: bool
+) -> torch.Tensor:
+    """The tokens (T,) of gain · mixture / n (the models see the mean of the sources),
+    zero-padded to a multiple of the hop."""
+    hop = int(codec.hop_length)
+    padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
+    padded[: len(mixture)] = gain * mixture / n
+    return encode_samples(codec, padded, bf16)
+
+
+def _search_windows(
+    search_window: Callable[..., Separation],
+    mixture_tokens: torch.Tensor,
+    windows: tuple[int, int],
+    shape: tuple[int, int],
+    report: ReportFn,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The token search, window by window, each of the (rows, N) candidates continuing from
+    its own last `prefix` tokens: tokens (C, N, T), log_scores (C,), fallback_steps (C,).
+    search_window(mixture tokens, prefix=, prefix_scores=, progress=) searches a window."""
+    window, prefix_len = windows
+    total = mixture_tokens.shape[0]
+    tokens = torch.zeros(*shape, 0, dtype=torch.long)  # (C, N, t) chosen so far
+    scores = torch.zeros(shape[0], dtype=torch.float64)
+    fallback = torch.zeros(shape[0], dtype=torch.long)
+    for start in range(0, total, window):
+
+        def step(done: int, start: int = start) -> None:
+            report("separating", start + done, total, _SEARCH_SHARE * (start + done) / total)
+
+        prefix = tokens[:, :, max(0, start - prefix_len) : start]
+        result = search_window(
+            mixture_tokens[start : start + window],
+            prefix=prefix,
+            prefix_scores=scores,
+            progress=step,
+        )
+        tokens = torch.cat([tokens[result.origins], result.tokens], 2)
+        scores = result.log_scores
+        fallback = fallback[result.origins] + result.fallback_steps
+    if int(fallback.sum()):
+        logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
+    return tokens, scores, fallback
+
+
+def _mask_targets(
+    stft: StftGrid, n: int, mixture: np.ndarray | None, upload: Upload | None, block_frames: int
+) -> dict[str, MaskApplier]:
+    """What the masks cut: the mixture at the models' rate ("models", for `stems`) and the
+    upload as given ("upload"), each when there."""
+    frames = min(block_frames, UPLOAD_BLOCK_FRAMES)  # the upload's transforms: see masks
+    targets: dict[str, MaskApplier] = {}
+    if mixture is not None:
+        targets["models"] = MaskApplier(
+            mixture[None], stft.sample_rate, stft, n, block_frames=frames
+        )
+    if upload is not None:
+        targets["upload"] = MaskApplier(
+            upload.audio, upload.sample_rate, stft, n, block_frames=frames
+        )
+    return targets
+
+
+@dataclass(frozen=True)
+class _Decoder:
+    """Decodes candidates' tokens for the stages after the search, at the mixture's level."""
+
+    codec: Codec
+    gain: float
+    stft: StftGrid
+    block_frames: int
+    bf16: bool
+
+    def run(
+        self,
+        tokens: torch.Tensor,
+        report: ReportFn,
+        ranking: CandidateScores | None,
+        targets: dict[str, MaskApplier],
+    ) -> None:
+        """One pass over blocks of time: candidates (C, N, T) decoded, scored into
+        `ranking`, and their consensus power's masks handed to `targets`. The first pass (with
+        a ranking) reports its blocks as "decoding stems" up to 0.95; a later one (masks
+        only) as "masking", up to 1."""
+        blocks = plan_blocks(self.stft, self.block_frames)
+        share = (_SEARCH_SHARE, _DECODE_SHARE) if ranking is not None else (0.95, 0.05)
+        smoother = TimeSmoother()
+        for b, block in enumerate(blocks):
+            fraction = share[0] + share[1] * b / len(blocks)
+            if ranking is not None:
+                report("decoding stems", b, len(blocks), fraction)
+            audio = decode_block(self.codec, tokens, self.gain, block, self.stft.length, self.bf16)
+            if ranking is not None:
+                ranking.add(block, audio)
+            if targets:
+                report("masking", b, len(blocks), fraction)
+                power = smoother.add(segment_power(audio, self.stft), last=b == len(blocks) - 1)
+                masks = masks_from_power(power, self.stft)
+                for target in targets.values():
+                    target.add(masks)
+
+    def whole(self, tokens: torch.Tensor) -> np.ndarray:
+        """One candidate's sources (N, T) -> (N, L) float32 (decoded in chunks)."""
+        return decode_rows(self.codec, tokens, self.stft.length, self.bf16) / np.float32(self.gain)
+
+
+def _raw_upload_stems(
+    decoded: _Decoder, tokens: torch.Tensor, raw: np.ndarray | None, upload: Upload | None
+) -> list[np.ndarray] | None:
+    """Consistency "none" at the upload's rate: the chosen candidate's sources (N, T)
+    resampled, the same on every channel (one source decoded at a time when `raw` was not
+    made)."""
+    if upload is None:
+        return None
+    channels, length = upload.audio.shape
+    out = []
+    for i in range(tokens.shape[0]):
+        source = raw[i] if raw is not None else decoded.whole(tokens[i : i + 1])[0]
+        stem = resample(source, decoded.stft.sample_rate, upload.sample_rate)[:length]
+        full = np.zeros((length, channels), dtype=np.float32)
+        full[: len(stem)] = stem[:, None]
+        out.append(full)
+    return out
+
+
+def _single_channel(stems: list[np.ndarray]) -> np.ndarray:
+    """N arrays (L, 1) -> (N, L)."""
+    return np.stack([stem[:, 0] for stem in stems])

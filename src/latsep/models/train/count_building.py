@@ -11,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from latsep.models.codec import Codec
-from latsep.models.separation.pipeline import bf16_is_fast
+from latsep.models.separation.chunks import bf16_is_fast
 from latsep.models.train.config import CountsConfig
 from latsep.models.train.counts import TableCounter, TablePlan, encode_crops
 from latsep.models.train.data import StemStore

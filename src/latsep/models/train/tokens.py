@@ -45,7 +45,7 @@ def encode_store(
     Under bf16 autocast where that is fast (as counting and separation encode: the same
     tokens everywhere; 3.3× faster than fp32 on this CPU), the nearest-code search in fp32.
     """
-    from latsep.models.separation.pipeline import bf16_is_fast
+    from latsep.models.separation.chunks import bf16_is_fast
 
     codec.eval()
     bf16 = bf16_is_fast(device)
