@@ -1,0 +1,67 @@
+"""Seconds per chunk of the whole `separate_waveform` call with a bundle's defaults, no scoring.
+
+`latsep bench` times the same call but also scores four picks per chunk; this is the quick
+check for an idle machine. Runs the chunks once to warm up, then times them again.
+
+    .venv/bin/python bench/speed.py lass 2 artifacts/default/plain 8
+    .venv/bin/python bench/speed.py mlass-bp 3 artifacts/default/plain 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from latsep.bench.config import SOURCE_SETS
+from latsep.models.bundle import load_bundle
+from latsep.models.data import evaluation_chunks
+from latsep.models.separation import separate_waveform
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method")
+    parser.add_argument("sources", type=int)
+    parser.add_argument("bundle")
+    parser.add_argument("candidates", type=int)
+    parser.add_argument("--corpus", default="data/corpus")
+    parser.add_argument("--chunks", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    bundle = load_bundle(args.bundle, torch.device("cpu"))
+    sources = SOURCE_SETS[args.sources]
+    chunks = evaluation_chunks(args.corpus, sources, split="test", count=args.chunks, seed=0)
+    priors = [bundle.prior(s) for s in sources]
+    likelihood = bundle.likelihood(args.method, sources)
+    weight = bundle.separation_defaults(args.method, args.sources).get("likelihood_weight", 1.0)
+
+    def run() -> None:
+        for chunk in chunks:
+            separate_waveform(
+                args.method,
+                bundle.codec,
+                priors,
+                likelihood,
+                np.asarray(chunk.stems, np.float64).sum(0),
+                num_candidates=args.candidates,
+                likelihood_weight=weight,
+                seed=0,
+                stem_level_dbfs=bundle.stem_level_dbfs,
+            )
+
+    run()  # warm-up
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"{args.method} N={args.sources} C={args.candidates}: "
+        f"{wall / len(chunks):.2f} s per chunk (wall), {cpu / len(chunks):.2f} s (CPU)"
+    )
+
+
+if __name__ == "__main__":
+    main()
