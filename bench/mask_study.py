@@ -54,7 +54,7 @@ ESTIMATORS: dict[str, Estimator] = {
 
 
 def dump(args: argparse.Namespace) -> None:
-    from latsep.bench.config import SOURCE_SETS
+    from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
     from latsep.bench.runner import chunk_seed
     from latsep.models.bundle import load_bundle
     from latsep.models.data import evaluation_chunks
@@ -63,7 +63,12 @@ def dump(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.bundle, torch.device("cpu"))
     sources = SOURCE_SETS[args.sources]
-    weight = bundle.separation_defaults(args.method, args.sources).get("likelihood_weight", 1.0)
+    settings = method_settings(  # the bench's rules: the bundle's defaults, C candidates
+        args.method,
+        args.sources,
+        Overrides(num_candidates=args.candidates),
+        bundle.separation_defaults(args.method, args.sources),
+    )
     priors = [bundle.prior(s) for s in sources]
     likelihood = bundle.likelihood(args.method, sources)
     chunks = evaluation_chunks(
@@ -84,8 +89,11 @@ def dump(args: argparse.Namespace) -> None:
             priors,
             likelihood,
             mixture,
-            num_candidates=args.candidates,
-            likelihood_weight=weight,
+            num_candidates=settings.num_candidates,
+            search=settings.search,
+            temperature=settings.temperature,
+            top_k=settings.top_k,
+            likelihood_weight=settings.likelihood_weight,
             seed=chunk_seed(0, chunk),
             stem_level_dbfs=bundle.stem_level_dbfs,
         )

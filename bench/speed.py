@@ -1,7 +1,8 @@
 """Seconds per chunk of the whole `separate_waveform` call with a bundle's defaults, no scoring.
 
 `latsep bench` times the same call but also scores four picks per chunk; this is the quick
-check for an idle machine. Runs the chunks once to warm up, then times them again.
+check for an idle machine. The settings are the bench's (`method_settings`: the bundle's
+defaults, the candidate count if given); runs the chunks once to warm up, then times them.
 
     .venv/bin/python bench/speed.py lass 2 artifacts/default/plain 8
     .venv/bin/python bench/speed.py mlass-bp 3 artifacts/default/plain 16
@@ -15,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from latsep.bench.config import SOURCE_SETS
+from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
 from latsep.models.bundle import load_bundle
 from latsep.models.data import evaluation_chunks
 from latsep.models.separation import separate_waveform
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("method")
     parser.add_argument("sources", type=int)
     parser.add_argument("bundle")
-    parser.add_argument("candidates", type=int)
+    parser.add_argument("candidates", type=int, nargs="?", help="default: the bundle's")
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
@@ -37,7 +38,12 @@ def main() -> None:
     chunks = evaluation_chunks(args.corpus, sources, split="test", count=args.chunks, seed=0)
     priors = [bundle.prior(s) for s in sources]
     likelihood = bundle.likelihood(args.method, sources)
-    weight = bundle.separation_defaults(args.method, args.sources).get("likelihood_weight", 1.0)
+    settings = method_settings(
+        args.method,
+        args.sources,
+        Overrides(num_candidates=args.candidates),
+        bundle.separation_defaults(args.method, args.sources),
+    )
 
     def run() -> None:
         for chunk in chunks:
@@ -47,8 +53,11 @@ def main() -> None:
                 priors,
                 likelihood,
                 np.asarray(chunk.stems, np.float64).sum(0),
-                num_candidates=args.candidates,
-                likelihood_weight=weight,
+                num_candidates=settings.num_candidates,
+                search=settings.search,
+                temperature=settings.temperature,
+                top_k=settings.top_k,
+                likelihood_weight=settings.likelihood_weight,
                 seed=0,
                 stem_level_dbfs=bundle.stem_level_dbfs,
             )
@@ -58,7 +67,7 @@ def main() -> None:
     run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
-        f"{args.method} N={args.sources} C={args.candidates}: "
+        f"{args.method} N={args.sources} C={settings.num_candidates}: "
         f"{wall / len(chunks):.2f} s per chunk (wall), {cpu / len(chunks):.2f} s (CPU)"
     )
 
