@@ -24,6 +24,8 @@ from typing import Any, BinaryIO, Literal
 
 import httpx
 
+from latsep.methods import DEFAULT_METHOD
+
 TERMINAL = ("finished", "failed", "canceled")
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -122,7 +124,7 @@ class Client:
     def separate(
         self,
         path: str | Path,
-        method: str = "mlass-pe",
+        method: str = DEFAULT_METHOD,
         sources: Sequence[str] | str | None = None,
         *,
         references: Mapping[str, str | Path] | None = None,

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import torch
 
-from latsep.models.bundle import ALL_METHODS, load_bundles
+from latsep.methods import METHODS
+from latsep.models.bundle import load_bundles
 
 SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "tiny"
 
 
 def test_shipped_tiny_bundles_serve_all_methods() -> None:
     by_method = load_bundles(SHIPPED, device="cpu")
-    assert set(by_method) == set(ALL_METHODS)
+    assert set(by_method) == set(METHODS)
     for method, bundle in by_method.items():
         sources = bundle.source_sets(method)[0]
         assert bundle.likelihood(method, sources).num_tokens == bundle.num_tokens

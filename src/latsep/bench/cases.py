@@ -13,15 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from latsep.bench.config import (
-    METHOD_ORDER,
-    SOURCE_SETS,
-    TWO_SOURCE_ONLY,
-    MethodSettings,
-    Overrides,
-    method_settings,
-)
+from latsep.bench.config import SOURCE_SETS, MethodSettings, Overrides, method_settings
 from latsep.bench.scoring import PICKS
+from latsep.methods import METHODS, TWO_SOURCE_METHODS
 from latsep.models.bundle import Bundle, BundleError
 
 METHOD, CEILING, BASELINE = "method", "ceiling", "baseline"
@@ -77,9 +71,9 @@ def case_key(identity: Mapping[str, Any]) -> str:
 
 
 def served_methods(bundles: Sequence[Bundle]) -> dict[str, Bundle]:
-    """method -> the first bundle (in the given order) that serves it, in METHOD_ORDER."""
+    """method -> the first bundle (in the given order) that serves it, in METHODS."""
     by_method: dict[str, Bundle] = {}
-    for method in METHOD_ORDER:
+    for method in METHODS:
         for bundle in bundles:
             if method in bundle.methods:
                 by_method[method] = bundle
@@ -111,9 +105,9 @@ def plan_cases(
         stems = SOURCE_SETS[n]
         used: dict[str, Bundle] = {}
         for method in wanted:
-            if method not in METHOD_ORDER:
-                raise ValueError(f"unknown method {method!r}; expected one of {METHOD_ORDER}")
-            if method in TWO_SOURCE_ONLY and n != 2:
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+            if method in TWO_SOURCE_METHODS and n != 2:
                 continue  # not a gap: these methods are defined for two sources
             bundle = by_method.get(method)
             if bundle is None:

@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from latsep.methods import METHODS, TWO_SOURCE_METHODS
+
 # The stems each source count separates (the corpus's names).
 SOURCE_SETS: dict[int, tuple[str, ...]] = {
     2: ("bass", "drums"),
     3: ("bass", "drums", "other"),
 }
-METHOD_ORDER = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
-TWO_SOURCE_ONLY = frozenset({"lass", "lqvae", "hybrid"})  # also the only ones with beam search
 
 
 @dataclass(frozen=True)
@@ -35,15 +35,8 @@ class MethodSettings:
 # Exact sampling (no top-k, untempered, likelihood weight 1) with 16 candidates, the
 # pipeline's default: the benchmark measures the methods as DESIGN defines them.
 METHOD_DEFAULTS: dict[str, MethodSettings] = {
-    "lass": MethodSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0),
-    "lqvae": MethodSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0),
-    "hybrid": MethodSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0),
-    "mlass-bp": MethodSettings(
-        num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0
-    ),
-    "mlass-pe": MethodSettings(
-        num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0
-    ),
+    method: MethodSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0)
+    for method in METHODS
 }
 
 
@@ -79,7 +72,7 @@ def method_settings(
     tuned = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
     given = {k: v for k, v in asdict(overrides).items() if v is not None}
     chosen = {**tuned, **given}
-    if method not in TWO_SOURCE_ONLY:
+    if method not in TWO_SOURCE_METHODS:
         chosen["search"] = "sample"
     if method == "mlass-bp" and num_sources >= 3:
         chosen["likelihood_weight"] = 1.0
@@ -97,7 +90,7 @@ def method_settings(
 
 def beam_skipped(method: str, overrides: Overrides) -> bool:
     """Whether `--search beam` was asked for but `method` samples (it has no beam search)."""
-    return overrides.search == "beam" and method not in TWO_SOURCE_ONLY
+    return overrides.search == "beam" and method not in TWO_SOURCE_METHODS
 
 
 def _origin(name: str, given: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:

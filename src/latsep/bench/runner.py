@@ -19,7 +19,7 @@ import torch
 from latsep.bench.aggregate import aggregate
 from latsep.bench.cache import ChunkCache, chunk_id
 from latsep.bench.cases import CEILING, METHOD, Case, case_key, plan_cases
-from latsep.bench.config import METHOD_ORDER, SOURCE_SETS, BenchConfig, beam_skipped
+from latsep.bench.config import SOURCE_SETS, BenchConfig, beam_skipped
 from latsep.bench.machine import machine_info
 from latsep.bench.plots import sdr_plot, spectrogram_plot
 from latsep.bench.report import markdown_report
@@ -30,6 +30,7 @@ from latsep.bench.scoring import (
     run_method,
     score,
 )
+from latsep.methods import METHODS
 from latsep.models.bundle import Bundle, find_bundles, load_bundle
 from latsep.models.bundle.manifest import MANIFEST, sha256_of
 from latsep.models.data import Chunk, Corpus, evaluation_chunks
@@ -108,11 +109,11 @@ def _bundle_info(bundle: Bundle, sha: str) -> dict[str, Any]:
 
 
 def _example_case(cases: list[Case]) -> Case | None:
-    """The spectrogram's method row: the most sources, then METHOD_ORDER."""
+    """The spectrogram's method row: the most sources, then the order of METHODS."""
     methods = [c for c in cases if c.kind == METHOD]
     if not methods:
         return None
-    return min(methods, key=lambda c: (-c.num_sources, METHOD_ORDER.index(str(c.method))))
+    return min(methods, key=lambda c: (-c.num_sources, METHODS.index(str(c.method))))
 
 
 def run_bench(

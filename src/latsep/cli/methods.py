@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latsep.jobs.capabilities import DEFAULT_METHOD
+    from latsep.methods import DEFAULT_METHOD
     from latsep.models.bundle import BundleError
     from latsep.settings import expand_bundle_paths, get_settings
     from latsep.worker.engine import Engine

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from latsep.methods import DEFAULT_METHOD, METHODS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -28,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--method",
-        default="mlass-pe",
-        help="lass, lqvae, hybrid, mlass-bp, mlass-pe (default, the best by the benchmark); "
+        default=DEFAULT_METHOD,
+        help=f"{', '.join(METHODS)} (default {DEFAULT_METHOD}, the best by the benchmark); "
         "`latsep methods` lists what the bundles serve",
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory")

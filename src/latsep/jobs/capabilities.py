@@ -12,8 +12,6 @@ from pydantic import BaseModel, Field
 # A request naming no sources for a method that offers several sets (lass, lqvae and hybrid
 # separate pairs) gets this pair when it is offered.
 DEFAULT_PAIR = ("bass", "drums")
-# A request naming no method gets the best method of the benchmark (docs/bench).
-DEFAULT_METHOD = "mlass-pe"
 
 
 class BundleInfo(BaseModel):

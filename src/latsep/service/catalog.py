@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
+from latsep.methods import METHODS
 from latsep.service.errors import bad_parameter, unavailable
-from latsep.service.schemas import KNOWN_METHODS, MethodPublic
+from latsep.service.schemas import MethodPublic
 
 
 @dataclass
@@ -92,10 +93,8 @@ class Catalog:
         """The sources to separate, or an ApiError saying why the request cannot be served."""
         if not self.workers:
             raise unavailable("no worker is running; try again later")
-        if method not in KNOWN_METHODS:
-            raise bad_parameter(
-                f"unknown method {method!r}; methods are {', '.join(KNOWN_METHODS)}"
-            )
+        if method not in METHODS:
+            raise bad_parameter(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
         entry = self.entries.get(method)
         if entry is None:
             served = ", ".join(sorted(self.entries, key=_method_order)) or "none"
@@ -137,4 +136,4 @@ def _resolved(bundle_defaults: dict[str, Any], default_num_candidates: int) -> d
 
 
 def _method_order(name: str) -> int:
-    return KNOWN_METHODS.index(name) if name in KNOWN_METHODS else len(KNOWN_METHODS)
+    return METHODS.index(name) if name in METHODS else len(METHODS)

@@ -18,6 +18,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from latsep.methods import METHODS
+
 DOCS_ASSETS = "/static/docs"  # under the open /static/ prefix (security.PUBLIC_PREFIXES)
 
 JOB_ID = "9c1f0e5ab7d94e3c8a6b2d4f1e0c7a55"
@@ -77,7 +79,7 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
     "Readiness": {
         "status": ("`ready`: a worker serves at least one method", "ready"),
         "workers": ("Live workers", 1),
-        "methods": ("Methods they serve", ["lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe"]),
+        "methods": ("Methods they serve", list(METHODS)),
     },
     "JobCreated": {
         "job_id": ("The job's id, for every /jobs/{job_id} URL", JOB_ID),

@@ -8,9 +8,6 @@ from pydantic import BaseModel, Field
 
 from latsep.jobs import OracleResult, SeparationOptions
 
-KNOWN_METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
-PAIR_METHODS = ("lass", "lqvae", "hybrid")  # two sources; the only ones with beam search
-
 JobStatusName = Literal["queued", "started", "finished", "failed", "canceled"]
 
 

@@ -19,9 +19,9 @@ from latsep.jobs import (
 )
 from latsep.jobs.admission import MemoryBudget, NotAdmitted, admitted
 from latsep.jobs.limits import DecodeLimits
+from latsep.methods import METHODS, option_problem
 from latsep.models.audio import AudioError
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
-from latsep.service.schemas import KNOWN_METHODS, PAIR_METHODS
 from latsep.service.uploads import AudioInfo, inspect_audio
 from latsep.settings import Settings
 
@@ -60,30 +60,18 @@ async def reference_uploads(request: Request, sources: list[str]) -> dict[str, U
 def check_options(
     method: str, options: SeparationOptions | ResolvedOptions, num_sources: int = 2
 ) -> None:
-    """Reject option combinations the separation engine refuses, before anything is queued.
-
-    Beam search ranks paths by their untempered scores and exists only for the two-source
-    methods; mlass-bp samples its chain exactly only with likelihood weight 1 once there are
-    three sources or more. A job asking otherwise would be accepted here and then fail in the
-    worker.
-    """
-    weight = options.likelihood_weight
-    if weight is not None and not math.isfinite(weight):
-        raise bad_parameter(f"likelihood_weight must be a finite number > 0; got {weight}")
-    if method == "mlass-bp" and num_sources >= 3 and weight not in (None, 1.0):
-        raise bad_parameter(
-            f"likelihood_weight must be 1 for mlass-bp with {num_sources} sources (got "
-            f"{weight}): the chain of partial mixtures is sampled exactly only for w = 1"
-        )
-    if options.search != "beam":
-        return
-    if method not in PAIR_METHODS:
-        raise bad_parameter(f"search=beam serves {', '.join(PAIR_METHODS)}; not {method}")
-    if options.temperature not in (None, 1.0):
-        raise bad_parameter(
-            "search=beam ranks paths by their untempered scores: temperature must be 1 "
-            f"(got {options.temperature}); use search=sample for tempered draws"
-        )
+    """Reject option combinations the separation engine refuses (`option_problem`), before
+    anything is queued: a job asking otherwise would be accepted here and then fail in the
+    worker."""
+    problem = option_problem(
+        method,
+        num_sources,
+        search=options.search,
+        temperature=options.temperature,
+        likelihood_weight=options.likelihood_weight,
+    )
+    if problem is not None:
+        raise bad_parameter(problem)
 
 
 def accept(
@@ -109,7 +97,7 @@ def accept(
     request.duration_seconds = round(info.duration_seconds, 4)
     ttl = settings.upload_ttl_seconds + settings.result_ttl_seconds
     # The cap counts every latsep queue, so a method's queue that does not exist yet counts too.
-    queues = {queue_name(settings.queue_name, m) for m in KNOWN_METHODS}
+    queues = {queue_name(settings.queue_name, m) for m in METHODS}
     queues |= set(queue_depth(store.redis, settings.queue_name))
     budget = MemoryBudget(settings.redis_memory_budget_bytes, settings.redis_memory_high_water)
     try:

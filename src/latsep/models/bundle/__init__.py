@@ -3,12 +3,7 @@
 from latsep.models.bundle.bundle import Bundle
 from latsep.models.bundle.collection import find_bundles, load_bundles
 from latsep.models.bundle.defaults import DEFAULT_FIELDS
-from latsep.models.bundle.manifest import (
-    ALL_METHODS,
-    FORMAT_VERSION,
-    METHODS_BY_KIND,
-    BundleError,
-)
+from latsep.models.bundle.manifest import FORMAT_VERSION, BundleError
 from latsep.models.bundle.store import (
     load_bundle,
     save_bundle,
@@ -17,10 +12,8 @@ from latsep.models.bundle.store import (
 )
 
 __all__ = [
-    "ALL_METHODS",
     "DEFAULT_FIELDS",
     "FORMAT_VERSION",
-    "METHODS_BY_KIND",
     "Bundle",
     "BundleError",
     "find_bundles",

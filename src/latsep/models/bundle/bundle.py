@@ -23,7 +23,6 @@ from latsep.models.prior.transformer import TransformerPrior
 from latsep.models.separation.pipeline import NOMINAL_STEM_DBFS
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
-TWO_SOURCE_METHODS = ("lass", "lqvae", "hybrid")
 
 
 class Bundle:

@@ -21,9 +21,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from latsep.methods import SEARCHES, option_problem
+
 DEFAULT_FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
-SEARCHES = ("sample", "beam")
-BEAM_METHODS = ("lass", "lqvae", "hybrid")  # two sources only; the ones with beam search
 BY_SOURCES = "by_sources"
 
 
@@ -47,8 +47,9 @@ def check_method_defaults(method: str, values: Mapping[str, Any]) -> dict[str, A
         canonical = isinstance(count, str) and count.isascii() and count.isdigit()
         if not (canonical and count == str(int(count)) and int(count) >= 2):
             raise ValueError(f"{where}.{BY_SOURCES} keys are source counts >= 2; got {count!r}")
-        if method in BEAM_METHODS and count != "2":
-            raise ValueError(f"{where}.{BY_SOURCES}: {method} separates two sources; got {count!r}")
+        problem = option_problem(method, int(count))
+        if problem is not None:
+            raise ValueError(f"{where}.{BY_SOURCES}: {problem}")
         checked = _check_fields(fields, f"{where}.{BY_SOURCES}[{count!r}]")
         _check_beam(method, {**out, **checked})
         by_sources[count] = checked
@@ -94,11 +95,11 @@ def _check_fields(values: Any, where: str, *, allow_by_sources: bool = False) ->
 
 
 def _check_beam(method: str, values: Mapping[str, Any]) -> None:
-    if values.get("search") == "beam":
-        if method not in BEAM_METHODS:
-            raise ValueError(f"search=beam serves {', '.join(BEAM_METHODS)}; not {method}")
-        if values.get("temperature", 1.0) != 1.0:
-            raise ValueError("search=beam ranks untempered scores: temperature must be 1")
+    problem = option_problem(
+        method, search=values.get("search"), temperature=values.get("temperature")
+    )
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def check_separation_defaults(
@@ -133,7 +134,7 @@ def _check_chain_weight(defaults: Mapping[str, Any]) -> None:
         if int(count) >= 3:
             entries[f"separation_defaults['mlass-bp'].{BY_SOURCES}[{count!r}]"] = fields
     for where, fields in entries.items():
-        if fields.get("likelihood_weight", 1.0) != 1.0:
+        if option_problem("mlass-bp", 3, likelihood_weight=fields.get("likelihood_weight")):
             raise ValueError(
                 f"{where}.likelihood_weight must be 1: this bundle serves mlass-bp for 3 or "
                 "more sources, which the engine samples exactly only with w = 1 (set another "

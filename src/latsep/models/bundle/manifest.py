@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from latsep.methods import METHODS_BY_CODEC
 from latsep.models.bundle.defaults import check_separation_defaults
 
 FORMAT = "latsep-bundle"
@@ -24,12 +25,6 @@ MANIFEST = "manifest.json"
 CODEC_FILE = "codec.safetensors"
 DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
 
-# Which separation methods a codec kind can serve, given the tables it carries.
-METHODS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "plain": ("lass", "mlass-bp", "mlass-pe"),
-    "lq": ("lqvae", "hybrid"),
-}
-ALL_METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
 TABLE_KINDS = ("lass", "chain", "marginal")
 
 
@@ -60,7 +55,7 @@ def served_methods(kind: str, table_names: list[str]) -> tuple[str, ...]:
     """The methods a bundle of codec `kind` with these tables can serve."""
     has_pair = any(split_table_name(n)[0] == "lass" for n in table_names)
     methods = []
-    for method in METHODS_BY_KIND[kind]:
+    for method in METHODS_BY_CODEC[kind]:
         if method == "lqvae" or has_pair:
             methods.append(method)
     return tuple(methods)
@@ -96,7 +91,7 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
             f"{where}: sample rate {manifest['sample_rate']} Hz, expected {sample_rate} Hz"
         )
     kind = manifest["codec"].get("kind")
-    if kind not in METHODS_BY_KIND:
+    if kind not in METHODS_BY_CODEC:
         raise BundleError(f"{where}: unknown codec kind {kind!r}")
     sources = manifest["sources"]
     if not isinstance(sources, list) or len(sources) < 2 or len(set(sources)) != len(sources):

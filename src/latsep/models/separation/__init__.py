@@ -3,7 +3,7 @@
 from latsep.models.separation.chunks import decode_rows, decode_span, decode_tokens
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.consistency import mixture_error, si_sdr, wiener_stems
-from latsep.models.separation.engine import METHODS, PAIR_METHODS, separate
+from latsep.models.separation.engine import LIKELIHOODS, separate
 from latsep.models.separation.masks import (
     MaskApplier,
     MaskGrid,
@@ -19,8 +19,7 @@ from latsep.models.separation.pipeline import (
 from latsep.models.separation.result import Separation
 
 __all__ = [
-    "METHODS",
-    "PAIR_METHODS",
+    "LIKELIHOODS",
     "Codec",
     "MaskApplier",
     "MaskGrid",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from latsep.methods import TWO_SOURCE_METHODS, option_problem
 from latsep.models.likelihood.chain import ChainLikelihood
 from latsep.models.likelihood.count import CountLikelihood
 from latsep.models.likelihood.gaussian import GaussianLikelihood
@@ -33,16 +34,14 @@ from latsep.models.separation.samplers import (
 )
 from latsep.models.separation.weights import prior_weights
 
-# method -> the likelihood class it needs
-METHODS: dict[str, type] = {
+# method -> the likelihood class it needs (the methods and their rules: latsep/methods.py)
+LIKELIHOODS: dict[str, type] = {
     "lass": CountLikelihood,
     "hybrid": CountLikelihood,
     "lqvae": GaussianLikelihood,
     "mlass-bp": ChainLikelihood,
     "mlass-pe": MarginalLikelihood,
 }
-PAIR_METHODS = frozenset({"lass", "hybrid", "lqvae"})
-SEARCHES = ("sample", "beam")
 
 
 def _validate(
@@ -56,19 +55,30 @@ def _validate(
     top_k: int | None,
     likelihood_weight: float,
 ) -> None:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)}")
-    expected = METHODS[method]
+    expected = LIKELIHOODS.get(method)
+    if expected is None:
+        raise ValueError(option_problem(method))
     if not isinstance(likelihood, expected):
         raise ValueError(
             f"method {method!r} needs a {expected.__name__}, got {type(likelihood).__name__}"
         )
-    n_sources = 2 if method in PAIR_METHODS else likelihood.num_sources  # type: ignore[attr-defined]
+    n_sources = 2 if method in TWO_SOURCE_METHODS else likelihood.num_sources  # type: ignore[attr-defined]
     if len(priors) != n_sources or n_sources < 2:
         raise ValueError(
             f"method {method!r} with this likelihood separates {n_sources} sources; "
             f"got {len(priors)} priors"
         )
+    # Beam only for pairs and untempered; the weight > 0, and 1 for mlass-bp's chain with
+    # n >= 3 (L^w has no chain factorisation: see the module docstring).
+    problem = option_problem(
+        method,
+        n_sources,
+        search=search,
+        temperature=temperature,
+        likelihood_weight=likelihood_weight,
+    )
+    if problem is not None:
+        raise ValueError(problem)
     k = likelihood.num_tokens  # type: ignore[attr-defined]
     for i, prior in enumerate(priors):
         if prior.num_tokens != k:
@@ -77,30 +87,16 @@ def _validate(
         raise ValueError("mixture_tokens must be a 1-D LongTensor (T,)")
     if mixture_tokens.numel() and (mixture_tokens.min() < 0 or mixture_tokens.max() >= k):
         raise ValueError(f"mixture tokens must lie in [0, {k})")
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}; got {search!r}")
-    if search == "beam" and method not in PAIR_METHODS:
-        raise ValueError(f"search='beam' is for the two-source methods, not {method!r}")
-    if search == "beam" and temperature != 1.0:
-        raise ValueError("beam search ranks by the untempered scores; use temperature=1.0")
     if num_candidates < 1:
         raise ValueError("num_candidates must be >= 1")
     if not (temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature must be > 0; got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
-    if not (likelihood_weight > 0 and math.isfinite(likelihood_weight)):
-        raise ValueError(f"likelihood_weight must be a finite number > 0; got {likelihood_weight}")
-    if method == "mlass-bp" and n_sources >= 3 and likelihood_weight != 1.0:
-        raise ValueError(
-            "likelihood_weight must be 1 for mlass-bp with 3 or more sources: L^w has no chain "
-            "factorisation (L sums over the hidden partial mixtures), so belief propagation "
-            f"cannot sample Π p_i · L^w exactly; got {likelihood_weight}"
-        )
 
 
 def _sampler(method: str, likelihood: object, weight: float) -> StepSampler:
-    if method in PAIR_METHODS:
+    if method in TWO_SOURCE_METHODS:
         return PairSampler(likelihood, weight)  # type: ignore[arg-type]
     if method == "mlass-bp":
         return ChainSampler(likelihood, weight)  # type: ignore[arg-type]

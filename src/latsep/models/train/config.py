@@ -14,8 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from latsep.methods import METHODS_BY_CODEC
 from latsep.models.bundle.defaults import check_separation_defaults
-from latsep.models.bundle.manifest import METHODS_BY_KIND
 from latsep.models.codec import CodecConfig
 from latsep.models.prior.transformer import PriorConfig
 
@@ -106,7 +106,7 @@ class BundleSpec:
         # its defaults at load time instead of after hours of training.
         try:
             check_separation_defaults(
-                self.defaults, METHODS_BY_KIND[self.codec], has_chain=self.has_chain
+                self.defaults, METHODS_BY_CODEC[self.codec], has_chain=self.has_chain
             )
         except ValueError as exc:
             raise ValueError(f"[[bundles]] {self.name!r}: {exc}") from exc

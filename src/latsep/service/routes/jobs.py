@@ -18,10 +18,10 @@ from latsep.jobs import (
     fetch_job,
     queue_name,
 )
-from latsep.jobs.capabilities import DEFAULT_METHOD
+from latsep.methods import DEFAULT_METHOD, METHODS
 from latsep.service.deps import CatalogDep, SettingsDep, StoreDep
 from latsep.service.errors import ApiError, bad_parameter, error_responses
-from latsep.service.schemas import KNOWN_METHODS, JobCreated, JobDeleted, JobPublic
+from latsep.service.schemas import JobCreated, JobDeleted, JobPublic
 from latsep.service.submission import (
     accept,
     check_options,
@@ -72,7 +72,7 @@ async def submit_separation(
     method: Annotated[
         str,
         Form(
-            description=f"One of {', '.join(KNOWN_METHODS)}; default `{DEFAULT_METHOD}`, the "
+            description=f"One of {', '.join(METHODS)}; default `{DEFAULT_METHOD}`, the "
             "best by the benchmark."
         ),
     ] = DEFAULT_METHOD,

@@ -1,0 +1,68 @@
+"""The separation methods and the rules their options obey, written once.
+
+Torch-free, so the API can check a request before anything is queued; the bundle format
+checks manifests, the benchmark plans its runs and the engine refuses what it cannot sample
+with the same rules. Adding a method: its name here (and the codec that serves it), its
+likelihood in `models/likelihood`, and its entry in the engine's `LIKELIHOODS`.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Every method, in the order lists show them.
+METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
+# One joint likelihood L(y | a, b) over a pair: two sources only, and the only methods with
+# beam search (a beam over the joint pair's paths).
+TWO_SOURCE_METHODS = ("lass", "lqvae", "hybrid")
+# Which methods a bundle's codec kind serves (given the tables it carries).
+METHODS_BY_CODEC: dict[str, tuple[str, ...]] = {
+    "plain": ("lass", "mlass-bp", "mlass-pe"),
+    "lq": ("lqvae", "hybrid"),
+}
+# What a request that names no method gets: three sources need an MLASS method, and
+# mlass-pe is the faster and better of the two there (docs/bench).
+DEFAULT_METHOD = "mlass-pe"
+SEARCHES = ("sample", "beam")
+
+
+def option_problem(
+    method: str,
+    num_sources: int | None = None,
+    *,
+    search: str | None = None,
+    temperature: float | None = None,
+    likelihood_weight: float | None = None,
+) -> str | None:
+    """Why `method` cannot run with these options, or None when it can (None: not given).
+
+    - two-source methods separate exactly two sources;
+    - beam search exists for the two-source methods only, and ranks untempered scores, so
+      it needs temperature 1;
+    - the likelihood weight is a finite number > 0, and mlass-bp with three sources or more
+      samples its chain of partial mixtures exactly only at weight 1 (L^w has no chain
+      factorisation).
+    """
+    if method not in METHODS:
+        return f"unknown method {method!r}; methods are {', '.join(METHODS)}"
+    if method in TWO_SOURCE_METHODS and num_sources not in (None, 2):
+        return f"{method} separates two sources; got {num_sources}"
+    if search is not None and search not in SEARCHES:
+        return f"search must be one of {', '.join(SEARCHES)}; got {search!r}"
+    if search == "beam":
+        if method not in TWO_SOURCE_METHODS:
+            return f"search=beam serves {', '.join(TWO_SOURCE_METHODS)}; not {method}"
+        if temperature not in (None, 1.0):
+            return (
+                "search=beam ranks paths by their untempered scores: temperature must be 1 "
+                f"(got {temperature}); use search=sample for tempered draws"
+            )
+    weight = likelihood_weight
+    if weight is not None and not (math.isfinite(weight) and weight > 0):
+        return f"likelihood_weight must be a finite number > 0; got {weight}"
+    if method == "mlass-bp" and (num_sources or 0) >= 3 and weight not in (None, 1.0):
+        return (
+            f"likelihood_weight must be 1 for mlass-bp with {num_sources} sources (got "
+            f"{weight}): the chain of partial mixtures is sampled exactly only for w = 1"
+        )
+    return None
