@@ -22,7 +22,18 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "worker": ("latsep.service",),
     "service": ("latsep.worker", "torch"),
     "jobs": ("latsep.service", "latsep.worker", "torch"),
-    "models": ("latsep.service", "latsep.worker", "latsep.jobs"),
+    # The science runs in a notebook or a training job as well as in the worker: no web
+    # framework, queue, settings or command-line parsing in it.
+    "models": (
+        "latsep.service",
+        "latsep.worker",
+        "latsep.jobs",
+        "fastapi",
+        "rq",
+        "redis",
+        "pydantic_settings",
+        "argparse",
+    ),
 }
 
 
@@ -93,6 +104,9 @@ PLANTED = {
     "jobs imports worker, relative": ("jobs/b.py", "from ..worker.engine import Engine\n"),
     "models imports jobs": ("models/a.py", "from latsep.jobs import SeparationOptions\n"),
     "models imports service": ("models/sub/b.py", "import latsep.service\n"),
+    "models imports fastapi": ("models/c.py", "from fastapi import FastAPI\n"),
+    "models imports redis, lazily": ("models/d.py", "def f():\n    import redis\n"),
+    "models parses a command line": ("models/e.py", "import argparse\n"),
 }
 
 
