@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
-from latsep.methods import METHODS
+from latsep.methods import METHODS, SEARCHES, TWO_SOURCE_METHODS
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import MethodPublic
 
@@ -47,6 +47,7 @@ class Catalog:
                     name=name,
                     sources=sources,
                     max_sources=max(b.max_sources.get(name, 2) for b in entry.bundles),
+                    searches=list(SEARCHES) if name in TWO_SOURCE_METHODS else ["sample"],
                     sample_rate=entry.bundles[0].sample_rate,
                     bundles=[b.name for b in entry.bundles],
                     workers=len(entry.workers),

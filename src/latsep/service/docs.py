@@ -170,6 +170,7 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "name": ("The method, as POST /separate names it", "lass"),
         "sources": (None, ["bass", "drums"]),
         "max_sources": ("Most sources one request may name", 2),
+        "searches": (None, ["sample", "beam"]),
         "sample_rate": ("Sample rate the models run at (Hz)", 22050),
         "bundles": ("The model bundles serving it", ["default-plain"]),
         "workers": ("Live workers serving it", 1),

@@ -106,6 +106,10 @@ class MethodPublic(BaseModel):
     name: str
     sources: list[str] = Field(description="sources some live worker separates with it")
     max_sources: int
+    searches: list[str] = Field(
+        description="the `search` values it takes: beam search exists for the two-source "
+        "methods only"
+    )
     sample_rate: int
     bundles: list[str]
     workers: int

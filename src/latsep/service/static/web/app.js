@@ -6,7 +6,6 @@
 
 const KEY_STORAGE = "latsep.apiKey";
 const TERMINAL = ["finished", "failed", "canceled"];
-const PAIR_METHODS = ["lass", "lqvae", "hybrid"];
 const RECOMMENDED = "mlass-pe";
 const ABOUT = {
   "lass": "LASS: plain VQ-VAE tokens, a transformer prior per source and a count table that ties them to the mix. Two sources.",
@@ -136,7 +135,7 @@ function renderSources() {
   }
   const most = Math.min(method.max_sources, method.sources.length);
   $("sources-hint").textContent = most <= 2 ? "Choose 2 sources." : `Choose 2 to ${most} sources.`;
-  $("search").querySelector("option[value=beam]").disabled = !PAIR_METHODS.includes(method.name);
+  $("search").querySelector("option[value=beam]").disabled = !method.searches.includes("beam");
   renderReferences();
   validate();
 }
