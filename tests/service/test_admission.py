@@ -34,6 +34,18 @@ def test_queued_jobs_count_and_stale_reservations_lapse(redis: Redis) -> None:
     assert decision.admitted and decision.depth == 1
 
 
+def test_a_reserved_job_already_in_its_queue_counts_once(redis: Redis) -> None:
+    """Between the enqueue and the release of its reservation a job is in both places; it
+    must not take two of the cap's places (a loaded machine widens that window)."""
+    queues = ["latsep.lass"]
+    assert admit(redis, "latsep", queues, "a", cap=2).admitted
+    make_queue(redis, "latsep.lass").enqueue("math.floor", args=(1.5,), job_id="a")
+    decision = admit(redis, "latsep", queues, "b", cap=2)
+    assert decision.admitted and decision.depth == 1
+    refused = admit(redis, "latsep", queues, "c", cap=2)  # a queued, b reserved: full
+    assert not refused.admitted and refused.depth == 2
+
+
 @pytest.mark.usefixtures("fake_registration")
 def test_cap_holds_under_ten_simultaneous_submissions(
     settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch

@@ -4,10 +4,11 @@ Checking the queues' depth and then enqueueing is two steps: ten API threads (or
 can all read "4 of 5" before any of them enqueues, and ten jobs go in. Here the check and a
 *reservation* are one Lua script, which Redis runs atomically: a submission that is admitted
 holds a reservation (a member of a sorted set, scored by time) until its job is in a queue,
-and every later check counts the reservations as well as the queued jobs. A job counts twice
-for the instant between its enqueue and the release of its reservation, which errs on the
-side of refusing. A reservation whose API process died before releasing it lapses after
-`RESERVATION_SECONDS`.
+and every later check counts the reservations as well as the queued jobs. A reservation
+whose job is already in a queue is not counted again: between the enqueue and the release
+(a Redis round trip, but far longer on a loaded machine) the job would otherwise count
+twice and refuse a submission the cap allows. A reservation whose API process died before
+releasing it lapses after `RESERVATION_SECONDS`.
 
 The same script keeps Redis under its memory budget: uploads and stems live in Redis, and
 with `maxmemory` and `noeviction` Redis refuses writes once full, which would fail jobs
@@ -41,9 +42,21 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - lifetime)
     redis.call('HDEL', KEYS[2], id)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lifetime)
-local depth = redis.call('ZCARD', KEYS[1])
+local depth = 0
 for i = 3, #KEYS do
     depth = depth + redis.call('LLEN', KEYS[i])
+end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    local queued = false
+    for i = 3, #KEYS do
+        if redis.call('LPOS', KEYS[i], id) then
+            queued = true  -- enqueued, not yet released: counted by LLEN already
+            break
+        end
+    end
+    if not queued then
+        depth = depth + 1
+    end
 end
 if depth >= tonumber(ARGV[1]) then
     return {0, depth, 'queue'}
