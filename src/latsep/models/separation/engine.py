@@ -114,16 +114,20 @@ def _primed_states(
     states = [p.initial_state(rows) for p in priors]
     if prefix is None or prefix.shape[2] == 0:
         return states, rows
-    primed = []
-    for i, (prior, state) in enumerate(zip(priors, states, strict=True)):
-        prime = getattr(prior, "prime", None)
-        if callable(prime):
-            primed.append(prime(state, prefix[:, i]))
-            continue
-        for t in range(prefix.shape[2]):
-            state = prior.advance(state, prefix[:, i, t])
-        primed.append(state)
-    return primed, rows
+    return [
+        prime_state(p, s, prefix[:, i]) for i, (p, s) in enumerate(zip(priors, states, strict=True))
+    ], rows
+
+
+def prime_state(prior: Prior, state: object, tokens: torch.Tensor) -> object:
+    """`state` after the tokens (B, P): the prior's own `prime` when it has one, else one
+    `advance` per token."""
+    prime = getattr(prior, "prime", None)
+    if callable(prime):
+        return prime(state, tokens)
+    for t in range(tokens.shape[1]):
+        state = prior.advance(state, tokens[:, t])
+    return state
 
 
 def separate(

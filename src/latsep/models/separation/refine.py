@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from latsep.models.prior.protocol import Prior
+from latsep.models.separation.engine import prime_state
 from latsep.models.separation.samplers import MarginalSampler, StepSampler
 from latsep.models.separation.weights import SourceWeights, prior_weights
 
@@ -64,7 +65,7 @@ def gibbs_sweeps(
         for i, prior in enumerate(priors):
             state = prior.initial_state(rows)
             if prefix is not None and prefix.shape[2]:
-                state = _prime(prior, state, prefix[:, i])
+                state = prime_state(prior, state, prefix[:, i])
             for t, y in enumerate(mixture_tokens.tolist()):
                 log_probs = prior.log_probs(state).cpu()
                 weights = [
@@ -80,12 +81,3 @@ def gibbs_sweeps(
                 if progress is not None:
                     progress(done)
     return tokens
-
-
-def _prime(prior: Prior, state: object, prefix: torch.Tensor) -> object:
-    prime = getattr(prior, "prime", None)
-    if callable(prime):
-        return prime(state, prefix)
-    for t in range(prefix.shape[1]):
-        state = prior.advance(state, prefix[:, t])
-    return state
