@@ -15,7 +15,7 @@ from typing import Any
 
 from latsep.bench.config import SOURCE_SETS, MethodSettings, Overrides, method_settings
 from latsep.bench.scoring import PICKS
-from latsep.methods import METHODS, TWO_SOURCE_METHODS
+from latsep.methods import METHODS, TWO_SOURCE_METHODS, option_problem
 from latsep.models.bundle import Bundle, BundleError
 
 METHOD, CEILING, BASELINE = "method", "ceiling", "baseline"
@@ -105,8 +105,9 @@ def plan_cases(
         stems = SOURCE_SETS[n]
         used: dict[str, Bundle] = {}
         for method in wanted:
-            if method not in METHODS:
-                raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
+            problem = option_problem(method)  # an unknown method
+            if problem is not None:
+                raise ValueError(problem)
             if method in TWO_SOURCE_METHODS and n != 2:
                 continue  # not a gap: these methods are defined for two sources
             bundle = by_method.get(method)

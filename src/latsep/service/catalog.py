@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
-from latsep.methods import METHODS, SEARCHES, TWO_SOURCE_METHODS
+from latsep.methods import METHODS, SEARCHES, option_problem
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import MethodPublic
 
@@ -47,7 +47,7 @@ class Catalog:
                     name=name,
                     sources=sources,
                     max_sources=max(b.max_sources.get(name, 2) for b in entry.bundles),
-                    searches=list(SEARCHES) if name in TWO_SOURCE_METHODS else ["sample"],
+                    searches=[s for s in SEARCHES if option_problem(name, search=s) is None],
                     sample_rate=entry.bundles[0].sample_rate,
                     bundles=[b.name for b in entry.bundles],
                     workers=len(entry.workers),
@@ -94,8 +94,9 @@ class Catalog:
         """The sources to separate, or an ApiError saying why the request cannot be served."""
         if not self.workers:
             raise unavailable("no worker is running; try again later")
-        if method not in METHODS:
-            raise bad_parameter(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+        problem = option_problem(method)  # an unknown method
+        if problem is not None:
+            raise bad_parameter(problem)
         entry = self.entries.get(method)
         if entry is None:
             served = ", ".join(sorted(self.entries, key=_method_order)) or "none"
