@@ -75,10 +75,7 @@ def main() -> None:
             priors,
             likelihood,
             y,
-            num_candidates=settings.num_candidates,
-            temperature=settings.temperature,
-            top_k=settings.top_k,
-            likelihood_weight=settings.likelihood_weight,
+            **settings.search_options(),
             generator=generator,
         ).tokens
         row, first = [], tokens

@@ -89,11 +89,7 @@ def dump(args: argparse.Namespace) -> None:
             priors,
             likelihood,
             mixture,
-            num_candidates=settings.num_candidates,
-            search=settings.search,
-            temperature=settings.temperature,
-            top_k=settings.top_k,
-            likelihood_weight=settings.likelihood_weight,
+            **settings.search_options(),
             seed=chunk_seed(0, chunk),
             stem_level_dbfs=bundle.stem_level_dbfs,
         )

@@ -53,11 +53,7 @@ def main() -> None:
                 priors,
                 likelihood,
                 np.asarray(chunk.stems, np.float64).sum(0),
-                num_candidates=settings.num_candidates,
-                search=settings.search,
-                temperature=settings.temperature,
-                top_k=settings.top_k,
-                likelihood_weight=settings.likelihood_weight,
+                **settings.search_options(),
                 seed=0,
                 stem_level_dbfs=bundle.stem_level_dbfs,
             )

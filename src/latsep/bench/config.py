@@ -31,6 +31,10 @@ class MethodSettings:
     likelihood_weight: float
     search: str = "sample"  # "beam" only for the two-source methods
 
+    def search_options(self) -> dict[str, Any]:
+        """These knobs as the keyword arguments of `separate` and `separate_waveform`."""
+        return asdict(self)
+
 
 # Exact sampling (no top-k, untempered, likelihood weight 1) with 16 candidates, the
 # pipeline's default: the benchmark measures the methods as DESIGN defines them.
