@@ -28,12 +28,12 @@ def main() -> None:
     from latsep.models.separation.chunks import decode_tokens
     from latsep.models.separation.consistency import wiener_stems
     from latsep.models.separation.engine import _sampler, separate
-    from latsep.models.separation.pipeline import _encode_mixture, level_gain
+    from latsep.models.separation.pipeline import level_gain, observe_mixture
     from latsep.models.separation.refine import gibbs_sweeps
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True)
-    parser.add_argument("--method", required=True)
+    parser.add_argument("--method", required=True, choices=("mlass-bp", "mlass-pe"))
     parser.add_argument("--sources", type=int, default=3)
     parser.add_argument("--corpus", required=True)
     parser.add_argument("--split", default="valid")
@@ -66,7 +66,7 @@ def main() -> None:
         stems = np.asarray(chunk.stems, np.float64) * 10.0 ** (args.level_db / 20.0)
         mixture = stems.sum(0)
         gain = level_gain(mixture, n, bundle.stem_level_dbfs)
-        y = _encode_mixture(bundle.codec, mixture, gain, n, False)
+        y, _ = observe_mixture(bundle.codec, likelihood, mixture, gain, n, False)  # tokens
         generator = torch.Generator().manual_seed(chunk_seed(0, chunk))
         baseline = bss_sdr(stems, np.repeat(mixture[None] / n, n, 0), 22050)
         start = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_bundle import make_bundle
@@ -59,3 +60,49 @@ def test_cli_set_likelihood_and_show(plain: Path, capsys: pytest.CaptureFixture[
     assert main(["bundle", "show", str(plain)]) == 0
     assert json.loads(capsys.readouterr().out)["likelihood"]["backoff"] == 8.0
     assert main(["bundle", "set-likelihood", str(plain), "--backoff", "-2"]) == 2
+
+
+def test_latent_sigma_switches_lqvae_to_the_continuous_latent(tmp_path: Path) -> None:
+    lq = make_bundle(tmp_path / "lq", kind="lq")
+    tokens = load_bundle(lq, device="cpu").likelihood("lqvae", ("bass", "drums"))
+    assert tokens.latent_sigma is None  # no field: lqvae scores the mixture's token
+    assert set_likelihood(lq, latent_sigma=0.4)["latent_sigma"] == 0.4
+    bundle = load_bundle(lq, device="cpu")
+    latent = bundle.likelihood("lqvae", ("bass", "drums"))
+    assert latent.latent_sigma == 0.4 and latent.sigma == 0.5  # the token σ stays
+    assert bundle.likelihood("lqvae", ("bass", "drums"), latent_sigma=0.0).latent_sigma is None
+    assert bundle.likelihood("lqvae", ("bass", "drums"), latent_sigma=0.9).latent_sigma == 0.9
+    assert "latent_sigma" not in set_likelihood(lq, latent_sigma=0.0)  # 0: back to tokens
+    with pytest.raises(ValueError, match="latent_sigma"):
+        set_likelihood(lq, latent_sigma=-1.0)
+    with pytest.raises(ValueError, match="lqvae"):
+        set_likelihood(make_bundle(tmp_path / "plain"), latent_sigma=0.4)
+    manifest_path = lq / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["likelihood"]["latent_sigma"] = "wide"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="latent_sigma"):
+        load_bundle(lq, device="cpu")
+
+
+def test_cli_fits_and_records_the_latent_sigma(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from corpus_support import write_corpus
+    from latsep.models.data import STEMS
+
+    lq = make_bundle(tmp_path / "lq", kind="lq")
+    rng = np.random.default_rng(0)
+    stems = {stem: 0.1 * rng.standard_normal(3 * 22_050) for stem in STEMS}
+    corpus = write_corpus(tmp_path / "corpus", {"song": ("train", stems)})
+    args = ["bundle", "fit-latent-sigma", str(lq), "--corpus", str(corpus), "--crops", "4"]
+    assert main(args) == 0
+    fitted = json.loads(capsys.readouterr().out)["latent_sigma"]
+    assert fitted > 0
+    assert "latent_sigma" not in json.loads((lq / "manifest.json").read_text())["likelihood"]
+    assert main([*args, "--record"]) == 0
+    capsys.readouterr()
+    recorded = json.loads((lq / "manifest.json").read_text())["likelihood"]["latent_sigma"]
+    assert recorded == pytest.approx(fitted)  # same seed, same crops
+    plain = make_bundle(tmp_path / "plain")
+    assert main(["bundle", "fit-latent-sigma", str(plain), "--corpus", str(corpus)]) == 2

@@ -145,6 +145,8 @@ def run_bench(
         "backoff": config.backoff,
         "level_norm": config.level_norm,
     }
+    if config.latent_sigma is not None:  # only when set: earlier runs' cached rows stay valid
+        identity["latent_sigma"] = config.latent_sigma
     cases, skipped = plan_cases(
         bundles,
         methods=config.methods,
@@ -262,6 +264,7 @@ def _measure(
             separate=separate,
             backoff=config.backoff,
             level_norm=config.level_norm,
+            latent_sigma=config.latent_sigma,
         )
         return {"seed": seed, **fields}, returned
     if case.kind == CEILING:
@@ -295,6 +298,7 @@ def _example_plot(
             separate=separate,
             backoff=config.backoff,
             level_norm=config.level_norm,
+            latent_sigma=config.latent_sigma,
         )
     title = (
         f"{case.method}, {case.num_sources} sources, ensemble Wiener (the default)\n"

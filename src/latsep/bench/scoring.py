@@ -61,6 +61,7 @@ def run_method(
     separate: SeparateFn = separate_waveform,
     backoff: float | None = None,
     level_norm: bool = True,
+    latent_sigma: float | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Separate one chunk (stems (N, L) in `sources` order; the mixture is their plain sum)
     and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
@@ -68,7 +69,9 @@ def run_method(
     mixture = stems.sum(0)
     sample_rate = int(bundle.sample_rate)
     priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(method, tuple(sources), backoff=backoff)
+    likelihood = bundle.likelihood(
+        method, tuple(sources), backoff=backoff, latent_sigma=latent_sigma
+    )
     start = time.perf_counter()
     result = separate(
         method,

@@ -61,6 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="count-table backoff strength instead of the bundle's (0: off)",
     )
     parser.add_argument(
+        "--latent-sigma",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="lqvae: score the mixture's continuous latent with this σ (0: its token) "
+        "instead of the bundle's choice",
+    )
+    parser.add_argument(
         "--no-level-norm",
         action="store_true",
         help="encode mixtures as they come (ablation of level normalisation)",
@@ -98,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         level_db=args.level_db,
         backoff=args.backoff,
         level_norm=not args.no_level_norm,
+        latent_sigma=args.latent_sigma,
     )
     began = time.perf_counter()
     try:

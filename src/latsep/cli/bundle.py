@@ -1,4 +1,5 @@
-"""`latsep bundle show | set-defaults BUNDLE_DIR`: inspect a bundle, record tuned defaults.
+"""`latsep bundle show | set-defaults | set-likelihood | fit-latent-sigma BUNDLE_DIR`:
+inspect a bundle, record tuned defaults and likelihood settings.
 
 set-defaults writes per-method separation defaults into the bundle's manifest (merged
 into what is there; --unset drops fields). Requests that leave an option out get them:
@@ -66,13 +67,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tune.set_defaults(handler=run_set_defaults)
 
     likelihood = actions.add_parser(
-        "set-likelihood", help="record the count tables' tuned backoff strength in the manifest"
+        "set-likelihood",
+        help="record the count tables' backoff strength or lqvae's latent σ in the manifest",
     )
     likelihood.add_argument("bundle_dir", type=Path)
     likelihood.add_argument(
-        "--backoff", type=float, required=True, metavar="BETA", help="β > 0, or 0 for off"
+        "--backoff", type=float, default=None, metavar="BETA", help="β > 0, or 0 for off"
+    )
+    likelihood.add_argument(
+        "--latent-sigma",
+        type=float,
+        default=None,
+        metavar="SIGMA",
+        help="lqvae scores the mixture's continuous latent with this σ (0: its token again)",
     )
     likelihood.set_defaults(handler=run_set_likelihood)
+
+    fit = actions.add_parser(
+        "fit-latent-sigma",
+        help="fit lqvae's σ on the continuous latent over random train crops of a corpus",
+    )
+    fit.add_argument("bundle_dir", type=Path)
+    fit.add_argument("--corpus", type=Path, required=True)
+    fit.add_argument("--crops", type=int, default=128, help="2-s train crops (128)")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--record", action="store_true", help="write it into the manifest")
+    fit.set_defaults(handler=run_fit_latent_sigma)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -132,9 +152,33 @@ def run_set_likelihood(args: argparse.Namespace) -> int:
     from latsep.models.bundle import BundleError, set_likelihood
 
     try:
-        likelihood = set_likelihood(args.bundle_dir, backoff=args.backoff)
+        likelihood = set_likelihood(
+            args.bundle_dir, backoff=args.backoff, latent_sigma=args.latent_sigma
+        )
     except (BundleError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"bundle": str(args.bundle_dir), "likelihood": likelihood}))
+    return 0
+
+
+def run_fit_latent_sigma(args: argparse.Namespace) -> int:
+    from latsep.models.bundle import BundleError, load_bundle, set_likelihood
+    from latsep.models.train.count_building import fit_latent_sigma
+    from latsep.models.train.data import StemStore
+
+    try:
+        bundle = load_bundle(args.bundle_dir, device="cpu")
+        if "lqvae" not in bundle.methods:
+            raise ValueError(f"bundle {args.bundle_dir} does not serve lqvae")
+        (sources,) = bundle.source_sets("lqvae")[:1]
+        store = StemStore(args.corpus, "train", tuple(sources))
+        sigma = fit_latent_sigma(bundle.codec, store, crops=args.crops, seed=args.seed)
+        out: dict[str, object] = {"bundle": str(args.bundle_dir), "latent_sigma": sigma}
+        if args.record:
+            out["likelihood"] = set_likelihood(args.bundle_dir, latent_sigma=sigma)
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out))
     return 0

@@ -138,6 +138,7 @@ class Bundle:
         sources: Sequence[str],
         smoothing: float | None = None,
         backoff: float | None = None,
+        latent_sigma: float | None = None,
     ) -> Any:
         """The engine's likelihood object for `method` with sources in the given order.
 
@@ -145,14 +146,20 @@ class Bundle:
         the joint count tables (lass, hybrid, every level of mlass-bp's chain): the
         "product" form for a pair, the "mixture" form for a chain of three or more sources,
         whose forward messages would cost K³ per candidate in the product form.
+        latent_sigma overrides the manifest's `likelihood.latent_sigma` for lqvae: > 0, score
+        the mixture's continuous latent with this σ; 0, score its token (the manifest without
+        the field: tokens).
         """
         sources = tuple(sources)
         stored = self.canonical_order(method, sources)
         s = self.default_smoothing if smoothing is None else float(smoothing)
         beta = self.default_backoff if backoff is None else float(backoff)
-        key = (method, sources, s, beta)
+        if latent_sigma is None:
+            latent_sigma = self.manifest.get("likelihood", {}).get("latent_sigma")
+        latent = float(latent_sigma) if latent_sigma else None
+        key = (method, sources, s, beta, latent)
         if key not in self._cache:
-            self._cache[key] = self._build(method, sources, stored, s, beta)
+            self._cache[key] = self._build(method, sources, stored, s, beta, latent)
         return self._cache[key]
 
     def _build(
@@ -162,6 +169,7 @@ class Bundle:
         stored: tuple[str, ...],
         smoothing: float,
         beta: float,
+        latent_sigma: float | None,
     ) -> Any:
         k = self.num_tokens
         backoff = None
@@ -169,7 +177,8 @@ class Bundle:
             backoff = Backoff(beta, "product" if len(sources) == 2 else "mixture")
         if method == "lqvae":
             sigma = float(self.manifest["likelihood"]["gaussian_sigma"])
-            return GaussianLikelihood(self.codec.codebook.detach().cpu(), sigma)
+            codebook = self.codec.codebook.detach().cpu()
+            return GaussianLikelihood(codebook, sigma, latent_sigma=latent_sigma)
         if len(sources) == 2:
             indices, counts = self._tables["lass:" + "+".join(stored)][0]
             if sources != stored:

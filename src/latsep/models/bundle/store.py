@@ -196,6 +196,10 @@ def load_bundle(
         sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
         if not isinstance(sigma, int | float) or not sigma > 0:
             raise BundleError(f"bundle {root}: lqvae needs a positive likelihood.gaussian_sigma")
+        try:
+            check_latent_sigma(manifest.get("likelihood", {}).get("latent_sigma") or 0.0)
+        except ValueError as exc:
+            raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     return Bundle(root, manifest, codec, priors, tables, device)
 
 
@@ -257,14 +261,33 @@ def check_backoff(value: Any) -> float:
     return float(value)
 
 
-def set_likelihood(path: str | Path, *, backoff: float) -> dict[str, Any]:
-    """Record a tuned backoff strength in a bundle's manifest (validated first, replaced
-    atomically; weights and tables untouched); returns the manifest's likelihood entry."""
+def check_latent_sigma(value: Any) -> float:
+    """lqvae's σ on the continuous latent: a finite number >= 0 (0: score tokens)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+        raise ValueError(f"latent_sigma must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+def set_likelihood(
+    path: str | Path, *, backoff: float | None = None, latent_sigma: float | None = None
+) -> dict[str, Any]:
+    """Record a tuned backoff strength and/or lqvae's latent σ (0 removes it: lqvae scores
+    tokens again) in a bundle's manifest (validated first, replaced atomically; weights and
+    tables untouched); returns the manifest's likelihood entry."""
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
     likelihood = dict(manifest.get("likelihood", {}))
-    likelihood["backoff"] = check_backoff(backoff)
+    if backoff is None and latent_sigma is None:
+        raise ValueError("nothing to set: give backoff and/or latent_sigma")
+    if backoff is not None:
+        likelihood["backoff"] = check_backoff(backoff)
+    if latent_sigma is not None:
+        if "lqvae" not in manifest["methods"]:
+            raise ValueError(f"bundle {root} does not serve lqvae: it has no latent σ to set")
+        likelihood.pop("latent_sigma", None)
+        if check_latent_sigma(latent_sigma) > 0:
+            likelihood["latent_sigma"] = float(latent_sigma)
     manifest["likelihood"] = likelihood
     staging = root / f".{MANIFEST}.tmp"
     staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

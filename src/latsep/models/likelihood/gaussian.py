@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from latsep.models.likelihood.pair_slice import CodeBase, PairSlice
+from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
+from latsep.models.likelihood.pair_slice import PairSlice, code_slice
 
 # (rows of a) × K × K scores per chunk: ≈ 8 M values at a time.
 _CHUNK_DISTANCES = 1 << 23
@@ -54,6 +55,7 @@ class GaussianLikelihood:
         codebook: torch.Tensor,
         sigma: float,
         nearest_midpoint: torch.Tensor | None = None,
+        latent_sigma: float | None = None,
     ) -> None:
         codebook = torch.as_tensor(codebook).detach().to(torch.float64)
         if codebook.dim() != 2:
@@ -63,6 +65,11 @@ class GaussianLikelihood:
         k = codebook.shape[0]
         self.codebook = codebook
         self.sigma = float(sigma)
+        if latent_sigma is not None and not latent_sigma > 0:
+            raise ValueError(f"latent_sigma must be > 0; got {latent_sigma}")
+        # Set: separation scores the mixture's continuous latent instead of its token
+        # (`observing`; σ of the continuous residual, fitted separately from `sigma`).
+        self.latent_sigma = None if latent_sigma is None else float(latent_sigma)
         if nearest_midpoint is None:
             nearest_midpoint = nearest_midpoints(codebook)
         self.nearest_midpoint = torch.as_tensor(nearest_midpoint).long()  # (K, K)
@@ -78,6 +85,13 @@ class GaussianLikelihood:
     @property
     def num_tokens(self) -> int:
         return self.codebook.shape[0]
+
+    def observing(self, latents: torch.Tensor) -> LatentGaussianLikelihood:
+        """The continuous form for one mixture's latents (T, D): its observations are the
+        step indices 0 .. T-1 (see `latent_gaussian`). Needs `latent_sigma`."""
+        if self.latent_sigma is None:
+            raise ValueError("this GaussianLikelihood has no latent_sigma: it observes tokens")
+        return LatentGaussianLikelihood(self.codebook, self.latent_sigma, latents)
 
     def log_prob(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """-‖e[y] - e[S(z1, z2)]‖² / 2σ², float64."""
@@ -95,13 +109,5 @@ class GaussianLikelihood:
         if not bool((targets == y).all()):
             raise ValueError("GaussianLikelihood slices one mixture token per step")
         log_values = -weight * self._code_distances[y] / (2 * self.sigma**2)  # (K,) over s
-        rows = targets.shape[0]
-        offsets = log_values[self._image].max().expand(rows).clone()  # (C,)
-        empty = torch.zeros(rows, 0, dtype=torch.long)
-        return PairSlice(
-            base=CodeBase(self.nearest_midpoint, log_values, offsets),
-            a=empty,
-            b=empty,
-            delta=torch.zeros(rows, 0, dtype=torch.float64),
-            log_offset=offsets,
-        )
+        best = float(log_values[self._image].max())
+        return code_slice(self.nearest_midpoint, log_values, targets.shape[0], best)

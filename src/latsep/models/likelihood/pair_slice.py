@@ -261,3 +261,18 @@ class PairSlice:
         flat = torch.where(inside, ia * kb + ib, torch.zeros_like(ia))
         values.view(c, ka * kb).scatter_add_(1, flat, torch.where(inside, self.delta, 0.0))
         return values
+
+
+def code_slice(codes: torch.Tensor, log_values: torch.Tensor, rows: int, best: float) -> PairSlice:
+    """W(a, b) = exp(log_values[codes[a, b]]) for `rows` rows sharing one output, no sparse
+    part, every row scaled so that `best` (the largest log W any pair can reach) has weight 1;
+    the samplers narrow the scale to the pairs their supports reach (`for_weights`)."""
+    offsets = torch.full((rows,), float(best), dtype=torch.float64)
+    empty = torch.zeros(rows, 0, dtype=torch.long)
+    return PairSlice(
+        base=CodeBase(codes, log_values, offsets),
+        a=empty,
+        b=empty,
+        delta=torch.zeros(rows, 0, dtype=torch.float64),
+        log_offset=offsets,
+    )

@@ -10,6 +10,7 @@ codec that declares nothing runs on whole rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
@@ -51,6 +52,36 @@ def encode_samples(
     bf16: the encoder under bf16 autocast on the codec's device (the codec keeps its
     nearest-code search in fp32).
     """
+    return _encode_chunks(codec, audio, bf16, chunk_tokens, _tokens_of)
+
+
+def encode_latents(
+    codec: Codec, audio: np.ndarray, bf16: bool = False, chunk_tokens: int = CHUNK_TOKENS
+) -> torch.Tensor:
+    """(L,) float32, L a multiple of the hop -> (L / hop, D) float32 on the CPU: the encoder's
+    continuous output before quantisation (a codec with `embed`, like ours)."""
+    if not callable(getattr(codec, "embed", None)):
+        raise TypeError(f"{type(codec).__name__} has no embed(): it cannot give latents")
+    return _encode_chunks(codec, audio, bf16, chunk_tokens, _latents_of)
+
+
+def _tokens_of(codec: Codec, chunk: torch.Tensor) -> torch.Tensor:
+    return codec.encode(chunk).reshape(-1).long().cpu()  # (T,)
+
+
+def _latents_of(codec: Codec, chunk: torch.Tensor) -> torch.Tensor:
+    return codec.embed(chunk)[0].T.float().cpu()  # type: ignore[attr-defined]  # (T, D)
+
+
+def _encode_chunks(
+    codec: Codec,
+    audio: np.ndarray,
+    bf16: bool,
+    chunk_tokens: int,
+    encode: Callable[[Codec, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """encode(codec, chunk (1, L')) -> per-step values (T', ...) over time chunks with the
+    encoder's context each side, the middles concatenated along time."""
     device = codec_device(codec)
     hop = int(codec.hop_length)
     total = len(audio) // hop
@@ -63,8 +94,7 @@ def encode_samples(
             stop = min(total, start + chunk_tokens)  # tokens kept
             lo, hi = max(0, start - context), min(total, stop + context)  # tokens encoded
             chunk = torch.from_numpy(audio[lo * hop : hi * hop])[None].to(device)
-            tokens = codec.encode(chunk).reshape(-1).long().cpu()
-            pieces.append(tokens[start - lo : stop - lo])
+            pieces.append(encode(codec, chunk)[start - lo : stop - lo])
     return torch.cat(pieces)
 
 

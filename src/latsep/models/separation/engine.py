@@ -22,6 +22,7 @@ from latsep.methods import TWO_SOURCE_METHODS, option_problem
 from latsep.models.likelihood.chain import ChainLikelihood
 from latsep.models.likelihood.count import CountLikelihood
 from latsep.models.likelihood.gaussian import GaussianLikelihood
+from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
 from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.beam import Beams, beam_search
@@ -34,13 +35,14 @@ from latsep.models.separation.samplers import (
 )
 from latsep.models.separation.weights import prior_weights
 
-# method -> the likelihood class it needs (the methods and their rules: latsep/methods.py)
-LIKELIHOODS: dict[str, type] = {
-    "lass": CountLikelihood,
-    "hybrid": CountLikelihood,
-    "lqvae": GaussianLikelihood,
-    "mlass-bp": ChainLikelihood,
-    "mlass-pe": MarginalLikelihood,
+# method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py);
+# lqvae scores the mixture's token or, bound to one mixture, its continuous latent.
+LIKELIHOODS: dict[str, tuple[type, ...]] = {
+    "lass": (CountLikelihood,),
+    "hybrid": (CountLikelihood,),
+    "lqvae": (GaussianLikelihood, LatentGaussianLikelihood),
+    "mlass-bp": (ChainLikelihood,),
+    "mlass-pe": (MarginalLikelihood,),
 }
 
 
@@ -59,9 +61,8 @@ def _validate(
     if expected is None:
         raise ValueError(option_problem(method))
     if not isinstance(likelihood, expected):
-        raise ValueError(
-            f"method {method!r} needs a {expected.__name__}, got {type(likelihood).__name__}"
-        )
+        names = " or ".join(cls.__name__ for cls in expected)
+        raise ValueError(f"method {method!r} needs a {names}, got {type(likelihood).__name__}")
     n_sources = 2 if method in TWO_SOURCE_METHODS else likelihood.num_sources  # type: ignore[attr-defined]
     if len(priors) != n_sources or n_sources < 2:
         raise ValueError(
@@ -85,8 +86,10 @@ def _validate(
             raise ValueError(f"prior {i} predicts {prior.num_tokens} codes; likelihood has {k}")
     if mixture_tokens.dim() != 1 or mixture_tokens.dtype != torch.long:
         raise ValueError("mixture_tokens must be a 1-D LongTensor (T,)")
-    if mixture_tokens.numel() and (mixture_tokens.min() < 0 or mixture_tokens.max() >= k):
-        raise ValueError(f"mixture tokens must lie in [0, {k})")
+    # A likelihood bound to one mixture's latents observes step indices, not codes.
+    limit = getattr(likelihood, "num_observations", k)
+    if mixture_tokens.numel() and (mixture_tokens.min() < 0 or mixture_tokens.max() >= limit):
+        raise ValueError(f"mixture tokens must lie in [0, {limit})")
     if num_candidates < 1:
         raise ValueError("num_candidates must be >= 1")
     if not (temperature > 0 and math.isfinite(temperature)):

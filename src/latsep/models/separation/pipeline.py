@@ -33,6 +33,7 @@ from latsep.models.separation.chunks import (
     codec_device,
     decode_rows,
     decode_tokens,
+    encode_latents,
     encode_samples,
 )
 from latsep.models.separation.codec import Codec
@@ -219,7 +220,7 @@ def separate_waveform(
 
     gain = level_gain(mixture, n, stem_level_dbfs)
     generator = torch.Generator().manual_seed(seed)
-    mixture_tokens = _encode_mixture(codec, mixture, gain, n, codec_bf16)
+    mixture_tokens, likelihood = observe_mixture(codec, likelihood, mixture, gain, n, codec_bf16)
     window, prefix_len = _windows(priors, mixture_tokens.shape[0], window_tokens, prefix_tokens)
 
     def report(name: str, done: int, total: int, fraction: float) -> None:
@@ -282,15 +283,20 @@ def separate_waveform(
     )
 
 
-def _encode_mixture(
-    codec: Codec, mixture: np.ndarray, gain: float, n: int, bf16: bool
-) -> torch.Tensor:
-    """The tokens (T,) of gain · mixture / n (the models see the mean of the sources),
-    zero-padded to a multiple of the hop."""
+def observe_mixture(
+    codec: Codec, likelihood: object, mixture: np.ndarray, gain: float, n: int, bf16: bool
+) -> tuple[torch.Tensor, object]:
+    """What the likelihood observes of gain · mixture / n (the models see the mean of the
+    sources), zero-padded to a multiple of the hop: its tokens (T,), and the likelihood as
+    given; or, for one that scores the continuous latent (lqvae with a `latent_sigma`), the
+    step indices 0 .. T-1 and the likelihood bound to this mixture's latents."""
     hop = int(codec.hop_length)
     padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
     padded[: len(mixture)] = gain * mixture / n
-    return encode_samples(codec, padded, bf16)
+    if getattr(likelihood, "latent_sigma", None) is not None:
+        latents = encode_latents(codec, padded, bf16)
+        return torch.arange(latents.shape[0]), likelihood.observing(latents)  # type: ignore[attr-defined]
+    return encode_samples(codec, padded, bf16), likelihood
 
 
 def _search_windows(

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from latsep.models.codec import Codec
 from latsep.models.separation.chunks import bf16_is_fast
 from latsep.models.train.config import CountsConfig
-from latsep.models.train.counts import TableCounter, TablePlan, encode_crops
+from latsep.models.train.counts import EDGE_TOKENS, TableCounter, TablePlan, encode_crops
 from latsep.models.train.data import StemStore
 
 COO = tuple[np.ndarray, np.ndarray]
@@ -104,3 +104,39 @@ def fit_gaussian_sigma(codec: Codec, pair_tables: list[COO]) -> tuple[float, flo
     variance = squared / (total * codebook.shape[1])
     floor = 1e-3 * float(codebook.pow(2).sum(1).mean().sqrt()) + 1e-6
     return max(math.sqrt(variance), floor), agree / total
+
+
+@torch.inference_mode()
+def fit_latent_sigma(
+    codec: Codec,
+    store: StemStore,
+    *,
+    crops: int = 128,
+    crop_seconds: float = 2.0,
+    gain_db: tuple[float, float] = (-6.0, 6.0),
+    seed: int = 0,
+    batch_size: int = 16,
+) -> float:
+    """σ of lqvae's continuous likelihood −‖m − ½(e_a + e_b)‖²/2σ² (`LatentGaussianLikelihood`):
+    the isotropic ML fit σ² = E‖m − ½(e_a + e_b)‖² / D over random crops of a two-stem store,
+    m the encoder's latent of the crop's mean, a and b the tokens of its stems (the edges,
+    where zero padding shapes the latents, left out as in the counts)."""
+    if len(store.stems) != 2:
+        raise ValueError(f"the latent σ is fitted on two stems; the store has {store.stems}")
+    codec.eval()
+    length = max(1, round(crop_seconds * codec.sample_rate / codec.hop_length)) * codec.hop_length
+    codebook = codec.codebook.double()
+    rng = np.random.default_rng(seed)
+    squared = values = 0.0
+    for start in range(0, crops, batch_size):
+        size = min(batch_size, crops - start)
+        audio = torch.from_numpy(store.crops(rng, size, length, gain_db)).to(codec.device)
+        a, b = codec.encode(audio[:, 0]), codec.encode(audio[:, 1])  # (B, T)
+        latent = codec.embed(0.5 * (audio[:, 0] + audio[:, 1])).double().transpose(1, 2)
+        residual = latent - 0.5 * (codebook[a] + codebook[b])  # (B, T, D)
+        t = residual.shape[1]
+        if t > 4 * EDGE_TOKENS:
+            residual = residual[:, EDGE_TOKENS : t - EDGE_TOKENS]
+        squared += float(residual.pow(2).sum())
+        values += residual.numel()
+    return math.sqrt(squared / values)

@@ -1,0 +1,186 @@
+"""lqvae on the mixture's continuous latent: exact against brute force, as the token form.
+
+L(m_t | a, b) = exp(-‖m_t - ½(e_a + e_b)‖² / 2σ²) is enumerated pair by pair here from its
+definition; the samplers, the beam and the waveform pipeline (which hands the step index t
+over as the observation, across windows) must follow it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sep_bruteforce import assert_samples_match, flat_index, prior_probs, random_priors
+from test_waveform_pipeline import ContextMarkov, LatticeCodec
+
+from latsep.models.likelihood import GaussianLikelihood, LatentGaussianLikelihood
+from latsep.models.prior.markov import MarkovPrior
+from latsep.models.separation import separate, separate_waveform
+
+DRAWS = 20_000
+
+
+def brute_log_table(codebook, latent, sigma):
+    """-‖m - ½(e_a + e_b)‖² / 2σ² pair by pair, (K, K)."""
+    k = codebook.shape[0]
+    out = torch.zeros(k, k, dtype=torch.float64)
+    for a, b in itertools.product(range(k), repeat=2):
+        residual = latent - 0.5 * (codebook[a] + codebook[b])
+        out[a, b] = -float((residual * residual).sum()) / (2 * sigma**2)
+    return out
+
+
+def random_problem(seed, k=5, d=3, steps=2, sigma=0.7):
+    g = torch.Generator().manual_seed(seed)
+    codebook = torch.randn(k, d, generator=g, dtype=torch.float64)
+    latents = torch.randn(steps, d, generator=g, dtype=torch.float64)
+    return LatentGaussianLikelihood(codebook, sigma, latents), codebook, latents, g
+
+
+def test_table_and_log_prob_are_the_definition():
+    likelihood, codebook, latents, _ = random_problem(0)
+    a, b = torch.meshgrid(torch.arange(5), torch.arange(5), indexing="ij")
+    for t in range(2):
+        expected = brute_log_table(codebook, latents[t], 0.7)
+        torch.testing.assert_close(likelihood.log_table(t), expected)
+        torch.testing.assert_close(likelihood.log_table(t, 2.5), 2.5 * expected)
+        torch.testing.assert_close(likelihood.log_prob(a, b, torch.full_like(a, t)), expected)
+
+
+@pytest.mark.parametrize(("weight", "top_k"), [(1.0, None), (2.0, None), (1.0, 3)])
+def test_samples_follow_the_posterior_of_the_right_step(weight, top_k):
+    likelihood, codebook, latents, g = random_problem(1)
+    priors = random_priors(2, 5, g)
+    for t in range(2):  # the observation is the step index: each must read its own latent
+        result = separate(
+            "lqvae",
+            priors,
+            likelihood,
+            torch.tensor([t]),
+            num_candidates=DRAWS,
+            top_k=top_k,
+            likelihood_weight=weight,
+            generator=torch.Generator().manual_seed(t),
+        )
+        p1, p2 = (prior_probs(p, top_k=top_k) for p in priors)
+        expected = (
+            p1[:, None] * p2[None, :] * (weight * brute_log_table(codebook, latents[t], 0.7)).exp()
+        )
+        assert_samples_match(flat_index(result.tokens[:, :, 0], 5), expected.numpy())
+        assert int(result.fallback_steps.sum()) == 0
+
+
+@pytest.mark.parametrize("top_k", [None, 2])
+def test_a_latent_far_from_every_midpoint_is_not_an_impossible_step(top_k):
+    """σ small and m far from every midpoint the priors allow: every pair lies thousands of
+    nats below the best, which must still be sampled, not fall back to the priors."""
+    codebook = torch.tensor([[0.0], [10.0], [11.0], [30.0]], dtype=torch.float64)
+    likelihood = LatentGaussianLikelihood(codebook, 0.25, torch.tensor([[-20.0]]))
+    initial = torch.tensor([1e-3, 1.0, 1.0, 1.0]) if top_k else torch.tensor([0.0, 1.0, 1.0, 1.0])
+    priors = [MarkovPrior(initial, torch.ones(4, 4)) for _ in range(2)]
+    result = separate(
+        "lqvae",
+        priors,
+        likelihood,
+        torch.tensor([0]),
+        num_candidates=DRAWS,
+        top_k=top_k,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert int(result.fallback_steps.sum()) == 0
+    p1, p2 = (prior_probs(p, top_k=top_k) for p in priors)
+    log_post = (
+        p1.log()[:, None]
+        + p2.log()[None, :]
+        + brute_log_table(codebook, torch.tensor([-20.0]), 0.25)
+    )
+    expected = (log_post - log_post.max()).exp()
+    assert_samples_match(flat_index(result.tokens[:, :, 0], 4), expected.numpy())
+    assert float(result.log_scores.max()) < -3000  # the likelihood term is scored, not 0
+
+
+def test_exhaustive_beam_is_the_map():
+    likelihood, codebook, latents, g = random_problem(2, k=3, d=2, steps=3)
+    priors = random_priors(2, 3, g)
+    paths = torch.tensor(list(itertools.product(range(3), repeat=6))).view(-1, 3, 2)
+    scores = torch.zeros(paths.shape[0], dtype=torch.float64)
+    for i, prior in enumerate(priors):
+        scores += prior.log_initial.double()[paths[:, 0, i]]
+        for t in range(1, 3):
+            scores += prior.log_transition.double()[paths[:, t - 1, i], paths[:, t, i]]
+    for t in range(3):
+        scores += brute_log_table(codebook, latents[t], 0.7)[paths[:, t, 0], paths[:, t, 1]]
+    result = separate(
+        "lqvae", priors, likelihood, torch.arange(3), search="beam", num_candidates=3**4
+    )
+    best = int(scores.argmax())
+    assert result.log_scores[0].item() == pytest.approx(float(scores[best]), abs=1e-9)
+    assert torch.equal(result.tokens[0], paths[best].T)
+
+
+def test_steps_outside_the_latents_are_refused():
+    likelihood, *_ = random_problem(3)
+    priors = random_priors(2, 5, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        separate("lqvae", priors, likelihood, torch.tensor([2]))
+
+
+def test_the_token_form_binds_to_latents_only_with_a_latent_sigma():
+    codebook = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="latent_sigma"):
+        GaussianLikelihood(codebook, 0.5).observing(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="latent_sigma"):
+        GaussianLikelihood(codebook, 0.5, latent_sigma=0.0)
+    bound = GaussianLikelihood(codebook, 0.5, latent_sigma=0.2).observing(torch.ones(3, 2))
+    assert isinstance(bound, LatentGaussianLikelihood)
+    assert bound.sigma == 0.2 and bound.num_observations == 3
+
+
+class LatentLattice(LatticeCodec):
+    """The lattice codec (hop 1, codeword k = the value k) whose latent is the sample itself."""
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        return audio.float()[:, None, :]  # (B, D = 1, T)
+
+
+def test_the_pipeline_observes_each_steps_latent_across_windows():
+    """Sources on even codes, σ small: each step's pair must average to that step's latent
+    (the mixture's mean, not a token of it), and each candidate's score is its whole path's
+    under the latent likelihood, step indices running on across the windows."""
+    k, steps = 16, 30
+    g = torch.Generator().manual_seed(4)
+    even = torch.arange(0, k, 2)
+    initial = torch.zeros(k)
+    initial[even] = 1.0
+    transition = torch.zeros(k, k)
+    transition[:, even] = torch.rand(k, len(even), generator=g) + 0.1
+    priors = [ContextMarkov(initial, transition) for _ in range(2)]
+    sources = even[torch.randint(0, len(even), (2, steps), generator=g)].double().numpy()
+    mixture = sources.sum(0) + 0.5  # an odd mean: no token equals it, the latent does
+    codec = LatentLattice(k)
+    likelihood = GaussianLikelihood(codec.codebook, sigma=1.0, latent_sigma=0.1)
+    result = separate_waveform(
+        "lqvae",
+        codec,
+        priors,
+        likelihood,
+        mixture,
+        num_candidates=4,
+        window_tokens=9,
+        prefix_tokens=3,
+        consistency="none",
+    )
+    assert int(result.fallback_steps.sum()) == 0
+    # The mixture's mean is (a + b)/2 + 0.25; the nearest even pairs sum to the sources' sum.
+    np.testing.assert_allclose(result.raw_stems.sum(0), sources.sum(0))
+    bound = likelihood.observing(torch.from_numpy(mixture / 2)[:, None])
+    tokens = result.tokens
+    expected = torch.zeros(tokens.shape[0], dtype=torch.float64)
+    for i, prior in enumerate(priors):
+        expected += prior.log_initial.double()[tokens[:, i, 0]]
+        expected += prior.log_transition.double()[tokens[:, i, :-1], tokens[:, i, 1:]].sum(1)
+    for t in range(steps):
+        expected += bound.log_prob(tokens[:, 0, t], tokens[:, 1, t], torch.tensor(t))
+    torch.testing.assert_close(result.log_scores, expected)
