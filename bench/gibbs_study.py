@@ -25,9 +25,10 @@ def main() -> None:
     from latsep.models.bundle import load_bundle
     from latsep.models.data import evaluation_chunks
     from latsep.models.metrics import bss_sdr
+    from latsep.models.separation import Separator
     from latsep.models.separation.chunks import decode_tokens
     from latsep.models.separation.consistency import wiener_stems
-    from latsep.models.separation.engine import _sampler, separate
+    from latsep.models.separation.engine import separate, step_sampler
     from latsep.models.separation.pipeline import level_gain, observe_mixture
     from latsep.models.separation.refine import gibbs_sweeps
 
@@ -53,9 +54,9 @@ def main() -> None:
         Overrides(num_candidates=args.candidates),
         bundle.separation_defaults(args.method, args.sources),
     )
-    priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(args.method, sources)
-    sampler = _sampler(args.method, likelihood, settings.likelihood_weight)
+    separator = Separator(bundle, args.method, sources)
+    priors, likelihood = separator.priors, separator.likelihood
+    sampler = step_sampler(args.method, likelihood, settings.likelihood_weight)
     chunks = evaluation_chunks(
         args.corpus, sources, split=args.split, seconds=3.0, count=args.chunks, seed=0
     )
@@ -75,7 +76,7 @@ def main() -> None:
             priors,
             likelihood,
             y,
-            **settings.search_options(),
+            **settings.keywords(),
             generator=generator,
         ).tokens
         row, first = [], tokens

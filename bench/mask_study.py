@@ -58,7 +58,7 @@ def dump(args: argparse.Namespace) -> None:
     from latsep.bench.runner import chunk_seed
     from latsep.models.bundle import load_bundle
     from latsep.models.data import evaluation_chunks
-    from latsep.models.separation import separate_waveform
+    from latsep.models.separation import Separator
 
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.bundle, torch.device("cpu"))
@@ -69,8 +69,7 @@ def dump(args: argparse.Namespace) -> None:
         Overrides(num_candidates=args.candidates),
         bundle.separation_defaults(args.method, args.sources),
     )
-    priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(args.method, sources)
+    separator = Separator(bundle, args.method, sources)
     chunks = evaluation_chunks(
         args.corpus, sources, split=args.split, seconds=3.0, count=args.chunks, seed=0
     )
@@ -83,19 +82,11 @@ def dump(args: argparse.Namespace) -> None:
         stems = np.asarray(chunk.stems, np.float64) * 10.0 ** (args.level_db / 20.0)
         mixture = stems.sum(0)
         start = time.perf_counter()
-        result = separate_waveform(
-            args.method,
-            bundle.codec,
-            priors,
-            likelihood,
-            mixture,
-            **settings.search_options(),
-            seed=chunk_seed(0, chunk),
-            stem_level_dbfs=bundle.stem_level_dbfs,
-        )
+        result = separator.separate(mixture, settings, seed=chunk_seed(0, chunk))
         seconds = time.perf_counter() - start
         candidates = [
-            result.candidate_sources(bundle.codec, c, mixture.size) for c in range(args.candidates)
+            separator.candidate_stems(result, c, mixture, masks=False)
+            for c in range(args.candidates)
         ]
         np.savez(path, candidates=np.stack(candidates).astype(np.float32), references=stems)
         print(f"{i + 1}/{len(chunks)} {chunk.song_id}@{chunk.start}: {seconds:.1f} s", flush=True)

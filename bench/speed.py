@@ -19,7 +19,7 @@ import torch
 from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
 from latsep.models.bundle import load_bundle
 from latsep.models.data import evaluation_chunks
-from latsep.models.separation import separate_waveform
+from latsep.models.separation import Separator
 
 
 def main() -> None:
@@ -36,8 +36,7 @@ def main() -> None:
     bundle = load_bundle(args.bundle, torch.device("cpu"))
     sources = SOURCE_SETS[args.sources]
     chunks = evaluation_chunks(args.corpus, sources, split="test", count=args.chunks, seed=0)
-    priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(args.method, sources)
+    separator = Separator(bundle, args.method, sources)
     settings = method_settings(
         args.method,
         args.sources,
@@ -47,16 +46,7 @@ def main() -> None:
 
     def run() -> None:
         for chunk in chunks:
-            separate_waveform(
-                args.method,
-                bundle.codec,
-                priors,
-                likelihood,
-                np.asarray(chunk.stems, np.float64).sum(0),
-                **settings.search_options(),
-                seed=0,
-                stem_level_dbfs=bundle.stem_level_dbfs,
-            )
+            separator.separate(np.asarray(chunk.stems, np.float64).sum(0), settings, seed=0)
 
     run()  # warm-up
     wall, cpu = time.perf_counter(), time.process_time()

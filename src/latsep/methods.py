@@ -9,6 +9,8 @@ likelihood in `models/likelihood`, and its entry in the engine's `LIKELIHOODS`.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import Any
 
 # Every method, in the order lists show them.
 METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
@@ -24,6 +26,21 @@ METHODS_BY_CODEC: dict[str, tuple[str, ...]] = {
 # mlass-pe is the faster and better of the two there (docs/bench).
 DEFAULT_METHOD = "mlass-pe"
 SEARCHES = ("sample", "beam")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The token search's knobs for one separation (the engine's keyword arguments)."""
+
+    num_candidates: int
+    temperature: float = 1.0
+    top_k: int | None = None
+    likelihood_weight: float = 1.0
+    search: str = "sample"  # "beam" only for the two-source methods
+
+    def keywords(self) -> dict[str, Any]:
+        """These knobs as keyword arguments of `separate` and `separate_waveform`."""
+        return asdict(self)
 
 
 def option_problem(

@@ -24,7 +24,7 @@ from sep_bruteforce import (
 
 from latsep.models.likelihood import ChainLikelihood, CountLikelihood, MarginalLikelihood
 from latsep.models.separation import separate
-from latsep.models.separation.engine import _sampler
+from latsep.models.separation.engine import step_sampler
 from latsep.models.separation.refine import gibbs_sweeps
 
 DRAWS = 20_000
@@ -33,7 +33,7 @@ DRAWS = 20_000
 def sweep(method, priors, likelihood, y, start, weight=1.0, seed=0, **options):
     tokens = torch.tensor(start, dtype=torch.long).reshape(1, len(priors), -1)
     return gibbs_sweeps(
-        _sampler(method, likelihood, weight),
+        step_sampler(method, likelihood, weight),
         priors,
         torch.tensor(y, dtype=torch.long).reshape(-1),
         tokens.expand(DRAWS, -1, -1),
@@ -106,7 +106,7 @@ def test_sweeps_keep_the_posterior():
         generator=torch.Generator().manual_seed(1),
     ).tokens
     tokens = gibbs_sweeps(
-        _sampler("mlass-bp", likelihood, 1.0),
+        step_sampler("mlass-bp", likelihood, 1.0),
         priors,
         y,
         first,
@@ -160,12 +160,14 @@ def test_mlass_pe_and_negative_sweeps_are_refused():
     marginal = MarginalLikelihood(torch.rand(3, 3, 3, generator=g))
     with pytest.raises(ValueError, match="independent"):
         gibbs_sweeps(
-            _sampler("mlass-pe", marginal, 1.0), priors, torch.tensor([0]), tokens, sweeps=1
+            step_sampler("mlass-pe", marginal, 1.0), priors, torch.tensor([0]), tokens, sweeps=1
         )
     chain = ChainLikelihood([random_counts(3, g) + 1 for _ in range(2)])
     with pytest.raises(ValueError, match="sweeps"):
-        gibbs_sweeps(_sampler("mlass-bp", chain, 1.0), priors, torch.tensor([0]), tokens, sweeps=-1)
+        gibbs_sweeps(
+            step_sampler("mlass-bp", chain, 1.0), priors, torch.tensor([0]), tokens, sweeps=-1
+        )
     same = gibbs_sweeps(
-        _sampler("mlass-bp", chain, 1.0), priors, torch.tensor([0]), tokens, sweeps=0
+        step_sampler("mlass-bp", chain, 1.0), priors, torch.tensor([0]), tokens, sweeps=0
     )
     assert torch.equal(same, tokens)

@@ -61,7 +61,13 @@ class ToyBundle:
     def canonical_order(self, method: str, sources: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(s for s in self.sources if s in sources)
 
-    def likelihood(self, method: str, sources: tuple[str, ...]) -> object:
+    def likelihood(
+        self,
+        method: str,
+        sources: tuple[str, ...],
+        backoff: float | None = None,
+        latent_sigma: float | None = None,
+    ) -> object:
         n = len(sources)
         if method == "lass":
             return CountLikelihood(self._counts, smoothing=1.0)

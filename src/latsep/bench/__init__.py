@@ -3,7 +3,7 @@ ceiling and the trivial baseline (`latsep bench`)."""
 
 from latsep.bench.aggregate import aggregate, summary
 from latsep.bench.cases import Case, plan_cases
-from latsep.bench.config import METHOD_DEFAULTS, SOURCE_SETS, BenchConfig, MethodSettings, Overrides
+from latsep.bench.config import METHOD_DEFAULTS, SOURCE_SETS, BenchConfig, Overrides
 from latsep.bench.report import markdown_report, markdown_table
 from latsep.bench.runner import run_bench
 
@@ -12,7 +12,6 @@ __all__ = [
     "SOURCE_SETS",
     "BenchConfig",
     "Case",
-    "MethodSettings",
     "Overrides",
     "aggregate",
     "markdown_report",

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from latsep.bench.config import SOURCE_SETS, MethodSettings, Overrides, method_settings
+from latsep.bench.config import SOURCE_SETS, Overrides, SearchSettings, method_settings
 from latsep.bench.scoring import PICKS
 from latsep.methods import METHODS, TWO_SOURCE_METHODS, option_problem
 from latsep.models.bundle import Bundle, BundleError
@@ -31,7 +31,7 @@ class Case:
     key: str
     method: str | None = None
     bundle: str | None = None
-    settings: MethodSettings | None = None
+    settings: SearchSettings | None = None
 
     @property
     def num_sources(self) -> int:

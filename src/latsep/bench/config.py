@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from latsep.methods import METHODS, TWO_SOURCE_METHODS
+from latsep.methods import METHODS, TWO_SOURCE_METHODS, SearchSettings
 
 # The stems each source count separates (the corpus's names).
 SOURCE_SETS: dict[int, tuple[str, ...]] = {
@@ -21,25 +21,10 @@ SOURCE_SETS: dict[int, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class MethodSettings:
-    """The sampler's knobs for one method."""
-
-    num_candidates: int
-    temperature: float
-    top_k: int | None
-    likelihood_weight: float
-    search: str = "sample"  # "beam" only for the two-source methods
-
-    def search_options(self) -> dict[str, Any]:
-        """These knobs as the keyword arguments of `separate` and `separate_waveform`."""
-        return asdict(self)
-
-
 # Exact sampling (no top-k, untempered, likelihood weight 1) with 16 candidates, the
 # pipeline's default: the benchmark measures the methods as DESIGN defines them.
-METHOD_DEFAULTS: dict[str, MethodSettings] = {
-    method: MethodSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0)
+METHOD_DEFAULTS: dict[str, SearchSettings] = {
+    method: SearchSettings(num_candidates=16, temperature=1.0, top_k=None, likelihood_weight=1.0)
     for method in METHODS
 }
 
@@ -60,7 +45,7 @@ def method_settings(
     num_sources: int,
     overrides: Overrides,
     bundle_defaults: Mapping[str, Any] | None = None,
-) -> MethodSettings:
+) -> SearchSettings:
     """The settings one (method, N) runs with: overrides, else the bundle's defaults for the
     method (`Bundle.separation_defaults`), else METHOD_DEFAULTS.
 
@@ -72,7 +57,7 @@ def method_settings(
       other weight applies to it;
     - beam search ranks untempered scores, so beam with temperature ≠ 1 is a ValueError.
     """
-    known = {f.name for f in fields(MethodSettings)}
+    known = {f.name for f in fields(SearchSettings)}
     tuned = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
     given = {k: v for k, v in asdict(overrides).items() if v is not None}
     chosen = {**tuned, **given}

@@ -24,17 +24,17 @@ from latsep.bench.machine import machine_info
 from latsep.bench.plots import sdr_plot, spectrogram_plot
 from latsep.bench.report import markdown_report
 from latsep.bench.scoring import (
-    SeparateFn,
     baseline_estimate,
     ceiling_estimate,
     run_method,
     score,
 )
-from latsep.methods import METHODS
+from latsep.methods import METHODS, SearchSettings
 from latsep.models.bundle import Bundle, find_bundles, load_bundle
 from latsep.models.bundle.manifest import MANIFEST, sha256_of
 from latsep.models.data import Chunk, Corpus, evaluation_chunks
-from latsep.models.separation import separate_waveform
+from latsep.models.separation import Separator, separate_waveform
+from latsep.models.separation.separator import SeparateFn
 
 Progress = Callable[[str], None]
 _PROVENANCE = (
@@ -254,18 +254,8 @@ def _measure(
     also the stems it returns (ensemble Wiener)."""
     if case.kind == METHOD:
         seed = chunk_seed(config.seed, chunk)
-        fields, returned = run_method(
-            str(case.method),
-            bundles[str(case.bundle)],
-            case.sources,
-            stems,
-            case.settings,
-            seed,
-            separate=separate,
-            backoff=config.backoff,
-            level_norm=config.level_norm,
-            latent_sigma=config.latent_sigma,
-        )
+        separator = _separator(case, bundles, config, separate)
+        fields, returned = run_method(separator, stems, _settings(case), seed)
         return {"seed": seed, **fields}, returned
     if case.kind == CEILING:
         estimate = ceiling_estimate(bundles[str(case.bundle)].codec, stems)
@@ -273,6 +263,27 @@ def _measure(
         estimate = baseline_estimate(stems.sum(0), case.num_sources)  # the plain-sum mixture
     sample_rate = next(iter(bundles.values())).sample_rate
     return {"scores": score(stems, estimate, case.sources, sample_rate)}, None
+
+
+def _separator(
+    case: Case, bundles: dict[str, Bundle], config: BenchConfig, separate: SeparateFn
+) -> Separator:
+    """The method row's separator, with the run's likelihood and level conditions."""
+    return Separator(
+        bundles[str(case.bundle)],
+        str(case.method),
+        case.sources,
+        backoff=config.backoff,
+        latent_sigma=config.latent_sigma,
+        level_norm=config.level_norm,
+        separate=separate,
+    )
+
+
+def _settings(case: Case) -> SearchSettings:
+    if case.settings is None:
+        raise ValueError(f"method row {case.key} has no search settings")
+    return case.settings
 
 
 def _example_plot(
@@ -288,18 +299,9 @@ def _example_plot(
     stems = _case_stems(chunk, case, config.level_db)
     bundle = bundles[str(case.bundle)]
     if estimates is None:
-        _fields, estimates = run_method(
-            str(case.method),
-            bundle,
-            case.sources,
-            stems,
-            case.settings,
-            chunk_seed(config.seed, chunk),
-            separate=separate,
-            backoff=config.backoff,
-            level_norm=config.level_norm,
-            latent_sigma=config.latent_sigma,
-        )
+        separator = _separator(case, bundles, config, separate)
+        seed = chunk_seed(config.seed, chunk)
+        _fields, estimates = run_method(separator, stems, _settings(case), seed)
     title = (
         f"{case.method}, {case.num_sources} sources, ensemble Wiener (the default)\n"
         f"{chunk.song_id} at {chunk.start / bundle.sample_rate:.1f} s"

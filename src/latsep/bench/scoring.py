@@ -8,18 +8,18 @@ oracle's decode happen after the clock stops.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from latsep.methods import SearchSettings
 from latsep.models.metrics import bss_sdr, si_sdr
-from latsep.models.separation import WaveformSeparation, decode_tokens, separate_waveform
+from latsep.models.separation import Separator, decode_tokens
 from latsep.models.separation.chunks import codec_device
 from latsep.models.separation.consistency import wiener_stems
 
-SeparateFn = Callable[..., WaveformSeparation]
 # chosen + Wiener, ensemble Wiener (masks from all candidates), chosen raw, oracle best-of-N raw
 PICKS = ("wiener", "ensemble", "none", "oracle")
 
@@ -51,54 +51,28 @@ def ceiling_estimate(codec: Any, stems: np.ndarray) -> np.ndarray:
 
 
 def run_method(
-    method: str,
-    bundle: Any,
-    sources: Sequence[str],
-    stems: np.ndarray,
-    settings: Any,
-    seed: int,
-    *,
-    separate: SeparateFn = separate_waveform,
-    backoff: float | None = None,
-    level_norm: bool = True,
-    latent_sigma: float | None = None,
+    separator: Separator, stems: np.ndarray, settings: SearchSettings, seed: int
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Separate one chunk (stems (N, L) in `sources` order; the mixture is their plain sum)
-    and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
-    codec = bundle.codec
+    """Separate one chunk (stems (N, L) in the separator's order; the mixture is their plain
+    sum) and score the four picks. Returns (record fields, the ensemble stems (N, L))."""
     mixture = stems.sum(0)
-    sample_rate = int(bundle.sample_rate)
-    priors = [bundle.prior(s) for s in sources]
-    likelihood = bundle.likelihood(
-        method, tuple(sources), backoff=backoff, latent_sigma=latent_sigma
-    )
     start = time.perf_counter()
-    result = separate(
-        method,
-        codec,
-        priors,
-        likelihood,
-        mixture,
-        **settings.search_options(),
-        seed=seed,
-        consistency="ensemble",
-        references=stems,
-        stem_level_dbfs=bundle.stem_level_dbfs if level_norm else None,
-    )
+    result = separator.separate(mixture, settings, seed=seed, references=stems)
     seconds = time.perf_counter() - start  # the separation call alone
     # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
     # float32 rounding of raw_stems).
     chosen = wiener_stems(mixture, np.asarray(result.raw_stems, np.float64))
-    oracle = result.candidate_sources(codec, result.oracle_index, stems.shape[1])
+    oracle = separator.candidate_stems(result, int(result.oracle_index), mixture, masks=False)
     picks = {
         "wiener": chosen,
         "ensemble": result.stems,
         "none": result.raw_stems,
         "oracle": oracle,
     }
+    sources = separator.sources
     scores: dict[str, dict[str, float]] = {s: {} for s in sources}
     for pick, estimate in picks.items():
-        for source, values in score(stems, estimate, sources, sample_rate).items():
+        for source, values in score(stems, estimate, sources, separator.sample_rate).items():
             for metric, value in values.items():
                 scores[source][f"{metric}_{pick}"] = value
     fields = {

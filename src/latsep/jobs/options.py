@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from latsep.methods import SearchSettings
+
 Consistency = Literal["wiener", "ensemble", "none"]
 Search = Literal["sample", "beam"]
 
@@ -37,6 +39,10 @@ class ResolvedOptions(BaseModel):
     likelihood_weight: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     seed: int = Field(ge=0, le=SEED_MAX)
     consistency: Consistency = "ensemble"
+
+    def search_settings(self) -> SearchSettings:
+        """The token search's knobs (seed and consistency are the waveform's)."""
+        return SearchSettings(**{name: getattr(self, name) for name in TUNABLE})
 
 
 class SeparationOptions(BaseModel):

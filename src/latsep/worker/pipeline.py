@@ -60,7 +60,7 @@ def run(
     from their headers before decoding (the API checked them too; a job queued by an older
     or misconfigured API must not take the worker's memory).
     """
-    from latsep.models.separation import separate_waveform
+    from latsep.models.separation import Separator
 
     report = progress or (lambda fraction, stage: None)
     timings: dict[str, float] = {}
@@ -76,7 +76,8 @@ def run(
     )
     # The bundle's stored order (its tables' order); stems go back in the requested order.
     order = list(loaded.order(method, chosen_sources))
-    sample_rate = int(bundle.sample_rate)
+    separator = Separator(bundle, method, order)
+    sample_rate = separator.sample_rate
 
     report(0.0, "decoding")
     start = time.perf_counter()
@@ -90,23 +91,14 @@ def run(
     report(_DECODE, "separating")
     stage = ["separating"]  # what separate_waveform says it is doing, with its counts
     start = time.perf_counter()
-    separation = separate_waveform(
-        method,
-        bundle.codec,
-        [bundle.prior(s) for s in order],
-        bundle.likelihood(method, tuple(order)),
+    separation = separator.separate(
         audio,
-        num_candidates=used.num_candidates,
-        search=used.search,
-        temperature=used.temperature,
-        top_k=used.top_k,
-        likelihood_weight=used.likelihood_weight,
+        used.search_settings(),
         seed=used.seed,
         consistency=used.consistency,
         references=refs,
         progress=lambda f: report(_DECODE + _SEPARATE * float(f), stage[0]),
         stages=lambda name, done, total: stage.__setitem__(0, _stage_text(name, done, total)),
-        stem_level_dbfs=bundle.stem_level_dbfs,
         upload=upload,  # its stems are cut block by block, as the masks come
         model_rate_stems=refs is not None,  # only the scores read them
     )
@@ -120,9 +112,7 @@ def run(
         start = time.perf_counter()
         stems_array = np.asarray(separation.stems, dtype=np.float32)  # (N, L) models' rate
         sdr, si_sdr = _scores(refs, stems_array, order, sample_rate)
-        oracle = _oracle(
-            separation, bundle.codec, audio, refs, stems_array, used, order, sample_rate
-        )
+        oracle = _oracle(separation, separator, audio, refs, stems_array, used, order)
         timings["score_s"] = time.perf_counter() - start
 
     result = JobResult(
@@ -219,13 +209,12 @@ def _scores(
 
 def _oracle(
     separation: Any,
-    codec: Any,
+    separator: Any,
     mixture: np.ndarray,
     refs: np.ndarray,
     stems: np.ndarray,
     options: ResolvedOptions,
     sources: Sequence[str],
-    sample_rate: int,
 ) -> OracleResult | None:
     """Scores of the candidate the references rank best (labelled oracle: it peeks).
 
@@ -237,15 +226,11 @@ def _oracle(
     index = int(separation.oracle_index)
     if index == int(separation.chosen) and options.consistency != "ensemble":
         candidate = stems
-    else:
-        from latsep.models.separation import wiener_stems
-
-        raw = separation.candidate_sources(codec, index, len(mixture))  # (N, L)
-        if options.consistency in ("wiener", "ensemble"):  # one candidate: its own masks
-            candidate = np.asarray(wiener_stems(mixture.astype(np.float64), raw), np.float32)
-        else:
-            candidate = raw.astype(np.float32)
-    sdr, si = _scores(refs, candidate, sources, sample_rate)
+    else:  # with "wiener" or "ensemble", one candidate gets its own masks
+        masks = options.consistency in ("wiener", "ensemble")
+        candidate = separator.candidate_stems(separation, index, mixture, masks=masks)
+        candidate = candidate.astype(np.float32)
+    sdr, si = _scores(refs, candidate, sources, separator.sample_rate)
     return OracleResult(index=index, sdr=sdr, si_sdr=si)
 
 

@@ -17,6 +17,7 @@ from latsep.models.separation.pipeline import (
     separate_waveform,
 )
 from latsep.models.separation.result import Separation
+from latsep.models.separation.separator import Separator
 
 __all__ = [
     "LIKELIHOODS",
@@ -24,6 +25,7 @@ __all__ = [
     "MaskApplier",
     "MaskGrid",
     "Separation",
+    "Separator",
     "StftGrid",
     "WaveformSeparation",
     "apply_masks",

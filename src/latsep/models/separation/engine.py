@@ -98,7 +98,8 @@ def _validate(
         raise ValueError(f"top_k must be >= 1 or None; got {top_k}")
 
 
-def _sampler(method: str, likelihood: object, weight: float) -> StepSampler:
+def step_sampler(method: str, likelihood: object, weight: float) -> StepSampler:
+    """The per-step exact sampler of `method` (also what Gibbs sweeps redraw with)."""
     if method in TWO_SOURCE_METHODS:
         return PairSampler(likelihood, weight)  # type: ignore[arg-type]
     if method == "mlass-bp":
@@ -200,7 +201,7 @@ def separate(
                 progress,
             )
         return _separate_sample(
-            _sampler(method, likelihood, likelihood_weight),
+            step_sampler(method, likelihood, likelihood_weight),
             priors,
             mixture_tokens,
             num_candidates,
