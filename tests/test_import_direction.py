@@ -1,4 +1,4 @@
-"""Imports go one way: service/ → jobs/ (Redis) ← worker/ → models/.
+"""Imports go one way: service/ → jobs/ (Redis) ← worker/ → models/; audio/ beside them.
 
 The API and the workers meet only through Redis, whose schema lives in `latsep.jobs`; the API
 image has no torch. The checker reads every import statement of the source with `ast`, those
@@ -20,8 +20,10 @@ SOURCE_ROOT = Path(latsep.__file__).resolve().parent.parent  # the folder that h
 # Per package of latsep, the modules it must never import (a name covers its submodules).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "worker": ("latsep.service",),
-    "service": ("latsep.worker", "torch"),
-    "jobs": ("latsep.service", "latsep.worker", "torch"),
+    "service": ("latsep.worker", "latsep.models", "torch"),
+    "jobs": ("latsep.service", "latsep.worker", "latsep.models", "torch"),
+    # Upload checks and audio I/O: shared by the API and the science, so neither side's.
+    "audio": ("latsep.service", "latsep.worker", "latsep.jobs", "latsep.models", "torch"),
     # The science runs in a notebook or a training job as well as in the worker: no web
     # framework, queue, settings or command-line parsing in it.
     "models": (
@@ -99,6 +101,10 @@ PLANTED = {
     "worker imports service, relative": ("worker/sub/c.py", "from ...service import app\n"),
     "service imports worker": ("service/a.py", "import latsep.worker.jobs\n"),
     "service imports torch, lazily": ("service/b.py", "def f():\n    import torch.nn\n"),
+    "service imports the science": ("service/c.py", "from latsep.models.codec import Codec\n"),
+    "jobs imports the science": ("jobs/c.py", "import latsep.models\n"),
+    "audio imports torch": ("audio/a.py", "import torch\n"),
+    "audio imports the science": ("audio/b.py", "from latsep.models.metrics import si_sdr\n"),
     "jobs imports torch": ("jobs/__init__.py", "import torch\n"),
     "jobs imports service": ("jobs/a.py", "from latsep.service import views\n"),
     "jobs imports worker, relative": ("jobs/b.py", "from ..worker.engine import Engine\n"),
@@ -120,6 +126,8 @@ def test_a_planted_import_is_reported(tmp_path: Path, case: str) -> None:
 def test_the_allowed_directions_pass(tmp_path: Path) -> None:
     allowed = {
         "service/a.py": "from latsep.jobs import JobStore\nimport soundfile\n",
+        "service/c.py": "from latsep.audio import AudioError\nfrom latsep import methods\n",
+        "audio/a.py": "import soxr\nfrom latsep.audio.errors import AudioError\n",
         "service/b.py": "from . import a\nfrom .a import JobStore\nimport torchlike\n",
         "worker/a.py": "import torch\nfrom latsep import jobs, models\n",
         "worker/b.py": "from latsep.models.codec import Codec\nimport latsep.service_notes\n",

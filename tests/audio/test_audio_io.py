@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from latsep.models.audio import (
+from latsep.audio import (
     SAMPLE_RATE,
     AudioTooLong,
     EmptyAudio,

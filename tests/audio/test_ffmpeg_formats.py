@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from latsep.audio import AudioTooLong, UndecodableAudio, ffmpeg, load_upload
 from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import AudioTooLong, UndecodableAudio, ffmpeg, load_upload
 from latsep.service.uploads import inspect_audio
 
 pytestmark = pytest.mark.skipif(

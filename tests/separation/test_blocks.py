@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from latsep.models.audio.io import Upload
+from latsep.audio.io import Upload
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.separation import (
     apply_masks,

@@ -13,8 +13,8 @@ import soundfile as sf
 import torch
 from worker_support import ToyBundle, mixture, toy_engine
 
+from latsep.audio import UndecodableAudio
 from latsep.jobs import SEED_MAX, SeparationOptions
-from latsep.models.audio import UndecodableAudio
 from latsep.models.metrics import bss_sdr
 from latsep.models.separation import Separator
 from latsep.worker import pipeline

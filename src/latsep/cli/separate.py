@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latsep.models.audio import output_subtype
+    from latsep.audio import output_subtype
 
     try:
         subtype = output_subtype(args.format, args.bit_depth)
@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         args.file = args.file[0]
         return separate_remote(args)
+    from latsep.audio import AudioError, write_audio
     from latsep.jobs import SeparationOptions
-    from latsep.models.audio import AudioError, write_audio
     from latsep.models.bundle import BundleError
     from latsep.settings import expand_bundle_paths, get_settings
     from latsep.worker import pipeline

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from latsep.models.audio.errors import AudioError
+from latsep.audio.errors import AudioError
 from latsep.settings import Settings
 
 

@@ -17,9 +17,9 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from latsep.audio import AudioError, AudioTooLong, EmptyAudio, UndecodableAudio
 from latsep.jobs.limits import AudioTooLarge
 from latsep.jobs.status import user_facing
-from latsep.models.audio import AudioError, AudioTooLong, EmptyAudio, UndecodableAudio
 
 log = logging.getLogger(__name__)
 

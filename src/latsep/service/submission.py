@@ -8,6 +8,7 @@ from fastapi import Request
 from redis.exceptions import OutOfMemoryError
 from starlette.datastructures import UploadFile
 
+from latsep.audio import AudioError
 from latsep.jobs import (
     JobRequest,
     JobStore,
@@ -20,7 +21,6 @@ from latsep.jobs import (
 from latsep.jobs.admission import MemoryBudget, NotAdmitted, admitted
 from latsep.jobs.limits import DecodeLimits
 from latsep.methods import METHODS, option_problem
-from latsep.models.audio import AudioError
 from latsep.service.errors import bad_parameter, from_audio_error, unavailable
 from latsep.service.uploads import AudioInfo, inspect_audio
 from latsep.settings import Settings

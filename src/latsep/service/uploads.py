@@ -18,8 +18,7 @@ import numpy as np
 import soundfile as sf
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import (
+from latsep.audio import (
     AudioError,
     AudioTooLong,
     EmptyAudio,
@@ -28,6 +27,7 @@ from latsep.models.audio import (
     UndecodableAudio,
     ffmpeg,
 )
+from latsep.jobs.limits import DecodeLimits
 from latsep.service.containers import missing_data_bytes
 from latsep.service.errors import error_body, too_large, user_facing
 

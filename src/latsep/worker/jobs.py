@@ -15,9 +15,9 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from latsep.audio import AudioError, encode_audio
 from latsep.jobs import JobStore
 from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import AudioError, encode_audio
 from latsep.worker import pipeline, runtime
 from latsep.worker.engine import UnservableRequest
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from latsep.audio import load_audio, load_upload
+from latsep.audio.io import AudioSource
 from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.jobs.limits import DecodeLimits
-from latsep.models.audio import load_audio, load_upload
-from latsep.models.audio.io import AudioSource
 from latsep.worker.engine import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).
@@ -153,7 +153,7 @@ def _check_decode_budget(source: AudioSource, limits: DecodeLimits | None) -> No
     try:
         info = sf.info(io.BytesIO(source))
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        from latsep.models.audio import AudioError, ffmpeg
+        from latsep.audio import AudioError, ffmpeg
 
         if not ffmpeg.available():
             return  # not readable: load_upload says so in its own words

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latsep.models.audio import SAMPLE_RATE, write_audio
+from latsep.audio import SAMPLE_RATE, write_audio
 from latsep.models.data.chorales import ChoraleSource, NotAChorale, chorale_catalogue, load_chorale
 from latsep.models.data.corpus import CACHE_DIR
 from latsep.models.data.grooves import (

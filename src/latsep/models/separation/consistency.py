@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latsep.models.audio import SAMPLE_RATE
+from latsep.audio import SAMPLE_RATE
 from latsep.models.separation.masks import apply_masks, estimate_masks
 
 _EPS = 1e-12

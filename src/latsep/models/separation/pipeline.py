@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latsep.models.audio import SAMPLE_RATE, resample
-from latsep.models.audio.io import Upload
+from latsep.audio import SAMPLE_RATE, resample
+from latsep.audio.io import Upload
 from latsep.models.data.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.blocks import (

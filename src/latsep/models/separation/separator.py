@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from latsep.audio.io import Upload
 from latsep.methods import SearchSettings
-from latsep.models.audio.io import Upload
 from latsep.models.separation.consistency import wiener_stems
 from latsep.models.separation.pipeline import StagesFn, WaveformSeparation, separate_waveform
 

@@ -15,8 +15,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from latsep.models.audio import ffmpeg
-from latsep.models.audio.errors import (
+from latsep.audio import ffmpeg
+from latsep.audio.errors import (
     AudioTooLong,
     EmptyAudio,
     NonFiniteAudio,

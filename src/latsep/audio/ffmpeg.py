@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latsep.models.audio.errors import AudioTooLong, UndecodableAudio
+from latsep.audio.errors import AudioTooLong, UndecodableAudio
 
 _TIMEOUT_SECONDS = 120.0
 

@@ -1,6 +1,6 @@
 """Audio I/O: decode, mono, resample to 22,050 Hz, write; typed errors for bad input."""
 
-from latsep.models.audio.errors import (
+from latsep.audio.errors import (
     AudioError,
     AudioTooLong,
     EmptyAudio,
@@ -8,7 +8,7 @@ from latsep.models.audio.errors import (
     SilentAudio,
     UndecodableAudio,
 )
-from latsep.models.audio.io import (
+from latsep.audio.io import (
     SAMPLE_RATE,
     Upload,
     check_signal,
