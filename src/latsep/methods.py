@@ -22,6 +22,9 @@ METHODS_BY_CODEC: dict[str, tuple[str, ...]] = {
     "plain": ("lass", "mlass-bp", "mlass-pe"),
     "lq": ("lqvae", "hybrid"),
 }
+# Methods whose likelihood can also score the mixture's continuous latent (an LQ codec's),
+# when their bundle records a σ for it (`likelihood.latent_sigma`).
+LATENT_METHODS = ("lqvae", "hybrid")
 # What a request that names no method gets: three sources need an MLASS method, and
 # mlass-pe is the faster and better of the two there (docs/bench).
 DEFAULT_METHOD = "mlass-pe"

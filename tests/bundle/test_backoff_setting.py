@@ -62,27 +62,38 @@ def test_cli_set_likelihood_and_show(plain: Path, capsys: pytest.CaptureFixture[
     assert main(["bundle", "set-likelihood", str(plain), "--backoff", "-2"]) == 2
 
 
-def test_latent_sigma_switches_lqvae_to_the_continuous_latent(tmp_path: Path) -> None:
+def test_latent_sigma_adds_the_continuous_latent_per_method(tmp_path: Path) -> None:
     lq = make_bundle(tmp_path / "lq", kind="lq")
-    tokens = load_bundle(lq, device="cpu").likelihood("lqvae", ("bass", "drums"))
-    assert tokens.latent_sigma is None  # no field: lqvae scores the mixture's token
-    assert set_likelihood(lq, latent_sigma=0.4)["latent_sigma"] == 0.4
+    pair = ("bass", "drums")
     bundle = load_bundle(lq, device="cpu")
-    latent = bundle.likelihood("lqvae", ("bass", "drums"))
+    # No entry: both methods score the mixture's token only.
+    assert bundle.likelihood("lqvae", pair).latent_sigma is None
+    assert bundle.likelihood("hybrid", pair).latent_sigma is None
+    recorded = set_likelihood(lq, latent_sigma={"lqvae": 0.4})["latent_sigma"]
+    assert recorded == {"lqvae": 0.4}
+    bundle = load_bundle(lq, device="cpu")
+    latent = bundle.likelihood("lqvae", pair)
     assert latent.latent_sigma == 0.4 and latent.sigma == 0.5  # the token σ stays
-    assert bundle.likelihood("lqvae", ("bass", "drums"), latent_sigma=0.0).latent_sigma is None
-    assert bundle.likelihood("lqvae", ("bass", "drums"), latent_sigma=0.9).latent_sigma == 0.9
-    assert "latent_sigma" not in set_likelihood(lq, latent_sigma=0.0)  # 0: back to tokens
+    assert bundle.likelihood("hybrid", pair).latent_sigma is None  # per method
+    assert bundle.likelihood("lqvae", pair, latent_sigma=0.0).latent_sigma is None
+    hybrid = bundle.likelihood("hybrid", pair, latent_sigma=2.0)
+    assert hybrid.latent_sigma == 2.0
+    torch.testing.assert_close(hybrid.latent_codebook, bundle.codec.codebook.detach().cpu())
+    both = set_likelihood(lq, latent_sigma={"hybrid": 3.0})["latent_sigma"]
+    assert both == {"lqvae": 0.4, "hybrid": 3.0}
+    assert set_likelihood(lq, latent_sigma={"lqvae": 0.0})["latent_sigma"] == {"hybrid": 3.0}
+    assert "latent_sigma" not in set_likelihood(lq, latent_sigma={"hybrid": 0.0})
     with pytest.raises(ValueError, match="latent_sigma"):
-        set_likelihood(lq, latent_sigma=-1.0)
-    with pytest.raises(ValueError, match="lqvae"):
-        set_likelihood(make_bundle(tmp_path / "plain"), latent_sigma=0.4)
+        set_likelihood(lq, latent_sigma={"lqvae": -1.0})
+    with pytest.raises(ValueError, match="latent_sigma names 'lass'"):
+        set_likelihood(make_bundle(tmp_path / "plain"), latent_sigma={"lass": 0.4})
     manifest_path = lq / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["likelihood"]["latent_sigma"] = "wide"
-    manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="latent_sigma"):
-        load_bundle(lq, device="cpu")
+    for bad in ({"lqvae": "wide"}, 0.4, {"mlass-pe": 1.0}):
+        manifest["likelihood"]["latent_sigma"] = bad
+        manifest_path.write_text(json.dumps(manifest))
+        with pytest.raises(BundleError, match="latent_sigma"):
+            load_bundle(lq, device="cpu")
 
 
 def test_cli_fits_and_records_the_latent_sigma(
@@ -103,6 +114,12 @@ def test_cli_fits_and_records_the_latent_sigma(
     assert main([*args, "--record"]) == 0
     capsys.readouterr()
     recorded = json.loads((lq / "manifest.json").read_text())["likelihood"]["latent_sigma"]
-    assert recorded == pytest.approx(fitted)  # same seed, same crops
+    assert recorded == {"lqvae": pytest.approx(fitted)}  # same seed, same crops
+    args = ["bundle", "set-likelihood", str(lq), "--latent-sigma", "hybrid", "2.5"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["bundle", "show", str(lq)]) == 0
+    sigmas = json.loads(capsys.readouterr().out)["likelihood"]["latent_sigma"]
+    assert sigmas == {"lqvae": pytest.approx(fitted), "hybrid": 2.5}
     plain = make_bundle(tmp_path / "plain")
     assert main(["bundle", "fit-latent-sigma", str(plain), "--corpus", str(corpus)]) == 2

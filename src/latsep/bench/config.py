@@ -107,7 +107,7 @@ class BenchConfig:
     # Held-out conditions: every chunk's stems scaled by level_db (the models must not care
     # at what level a song arrives); backoff: the count tables' β instead of the bundle's;
     # level_norm False: encode the mixture as it comes (the ablation of level normalisation);
-    # latent_sigma: lqvae's σ on the continuous latent instead of the bundle's (0: tokens).
+    # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none).
     level_db: float = 0.0
     backoff: float | None = None
     level_norm: bool = True

@@ -65,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="SIGMA",
-        help="lqvae: score the mixture's continuous latent with this σ (0: its token) "
-        "instead of the bundle's choice",
+        help="lqvae, hybrid: score the mixture's continuous latent with this σ too (0: its "
+        "token only) instead of the bundle's choice",
     )
     parser.add_argument(
         "--no-level-norm",

@@ -76,10 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     likelihood.add_argument(
         "--latent-sigma",
-        type=float,
+        nargs=2,
+        action="append",
         default=None,
-        metavar="SIGMA",
-        help="lqvae scores the mixture's continuous latent with this σ (0: its token again)",
+        metavar=("METHOD", "SIGMA"),
+        help="lqvae or hybrid also scores the mixture's continuous latent with this σ (0: its "
+        "token only again); repeatable",
     )
     likelihood.set_defaults(handler=run_set_likelihood)
 
@@ -152,9 +154,10 @@ def run_set_likelihood(args: argparse.Namespace) -> int:
     from latsep.models.bundle import BundleError, set_likelihood
 
     try:
-        likelihood = set_likelihood(
-            args.bundle_dir, backoff=args.backoff, latent_sigma=args.latent_sigma
-        )
+        sigmas = None
+        if args.latent_sigma:
+            sigmas = {method: float(sigma) for method, sigma in args.latent_sigma}
+        likelihood = set_likelihood(args.bundle_dir, backoff=args.backoff, latent_sigma=sigmas)
     except (BundleError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -176,7 +179,7 @@ def run_fit_latent_sigma(args: argparse.Namespace) -> int:
         sigma = fit_latent_sigma(bundle.codec, store, crops=args.crops, seed=args.seed)
         out: dict[str, object] = {"bundle": str(args.bundle_dir), "latent_sigma": sigma}
         if args.record:
-            out["likelihood"] = set_likelihood(args.bundle_dir, latent_sigma=sigma)
+            out["likelihood"] = set_likelihood(args.bundle_dir, latent_sigma={"lqvae": sigma})
     except (BundleError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

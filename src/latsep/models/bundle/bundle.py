@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from latsep.methods import LATENT_METHODS
 from latsep.models.bundle.defaults import defaults_for
 from latsep.models.bundle.manifest import BundleError, split_table_name
 from latsep.models.codec import Codec
@@ -146,17 +147,17 @@ class Bundle:
         the joint count tables (lass, hybrid, every level of mlass-bp's chain): the
         "product" form for a pair, the "mixture" form for a chain of three or more sources,
         whose forward messages would cost K³ per candidate in the product form.
-        latent_sigma overrides the manifest's `likelihood.latent_sigma` for lqvae: > 0, score
-        the mixture's continuous latent with this σ; 0, score its token (the manifest without
-        the field: tokens).
+        latent_sigma overrides the manifest's `likelihood.latent_sigma[method]` (lqvae, hybrid):
+        > 0, also score the mixture's continuous latent with this σ; 0, its token only (a
+        method without an entry: its token only).
         """
         sources = tuple(sources)
         stored = self.canonical_order(method, sources)
         s = self.default_smoothing if smoothing is None else float(smoothing)
         beta = self.default_backoff if backoff is None else float(backoff)
         if latent_sigma is None:
-            latent_sigma = self.manifest.get("likelihood", {}).get("latent_sigma")
-        latent = float(latent_sigma) if latent_sigma else None
+            latent_sigma = self.manifest.get("likelihood", {}).get("latent_sigma", {}).get(method)
+        latent = float(latent_sigma) if latent_sigma and method in LATENT_METHODS else None
         key = (method, sources, s, beta, latent)
         if key not in self._cache:
             self._cache[key] = self._build(method, sources, stored, s, beta, latent)
@@ -175,16 +176,24 @@ class Bundle:
         backoff = None
         if beta > 0:
             backoff = Backoff(beta, "product" if len(sources) == 2 else "mixture")
+        codebook = self.codec.codebook.detach().cpu()
         if method == "lqvae":
             sigma = float(self.manifest["likelihood"]["gaussian_sigma"])
-            codebook = self.codec.codebook.detach().cpu()
             return GaussianLikelihood(codebook, sigma, latent_sigma=latent_sigma)
         if len(sources) == 2:
             indices, counts = self._tables["lass:" + "+".join(stored)][0]
             if sources != stored:
                 indices = indices[[1, 0, 2]]  # swap z1 and z2
             if method in ("lass", "hybrid"):
-                return CountLikelihood.from_sparse(indices, counts, k, smoothing, backoff=backoff)
+                return CountLikelihood.from_sparse(
+                    indices,
+                    counts,
+                    k,
+                    smoothing,
+                    backoff=backoff,
+                    latent_codebook=None if latent_sigma is None else codebook,
+                    latent_sigma=latent_sigma,
+                )
             if method == "mlass-bp":
                 return ChainLikelihood.from_sparse(
                     [indices], [counts], k, smoothing, backoff=backoff

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from latsep.methods import LATENT_METHODS
 from latsep.models.bundle.bundle import Bundle
 from latsep.models.bundle.defaults import BY_SOURCES, check_separation_defaults
 from latsep.models.bundle.manifest import (
@@ -196,10 +197,10 @@ def load_bundle(
         sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
         if not isinstance(sigma, int | float) or not sigma > 0:
             raise BundleError(f"bundle {root}: lqvae needs a positive likelihood.gaussian_sigma")
-        try:
-            check_latent_sigma(manifest.get("likelihood", {}).get("latent_sigma") or 0.0)
-        except ValueError as exc:
-            raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
+    try:
+        check_latent_sigmas(manifest.get("likelihood", {}).get("latent_sigma", {}), manifest)
+    except ValueError as exc:
+        raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     return Bundle(root, manifest, codec, priors, tables, device)
 
 
@@ -262,18 +263,36 @@ def check_backoff(value: Any) -> float:
 
 
 def check_latent_sigma(value: Any) -> float:
-    """lqvae's σ on the continuous latent: a finite number >= 0 (0: score tokens)."""
+    """A method's σ on the continuous latent: a finite number >= 0 (0: its token only)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ValueError(f"latent_sigma must be a finite number >= 0; got {value!r}")
     return float(value)
 
 
+def check_latent_sigmas(values: Any, manifest: Mapping[str, Any]) -> None:
+    """likelihood.latent_sigma: {method: σ > 0} for methods of LATENT_METHODS the bundle serves."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"latent_sigma must map methods to σ; got {values!r}")
+    for method, sigma in values.items():
+        if method not in LATENT_METHODS or method not in manifest["methods"]:
+            raise ValueError(
+                f"latent_sigma names {method!r}; this bundle's methods with a latent term: "
+                f"{[m for m in LATENT_METHODS if m in manifest['methods']]}"
+            )
+        if not check_latent_sigma(sigma) > 0:
+            raise ValueError(f"latent_sigma[{method}] must be > 0; got {sigma!r}")
+
+
 def set_likelihood(
-    path: str | Path, *, backoff: float | None = None, latent_sigma: float | None = None
+    path: str | Path,
+    *,
+    backoff: float | None = None,
+    latent_sigma: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Record a tuned backoff strength and/or lqvae's latent σ (0 removes it: lqvae scores
-    tokens again) in a bundle's manifest (validated first, replaced atomically; weights and
-    tables untouched); returns the manifest's likelihood entry."""
+    """Record a tuned backoff strength and/or σ of a method's latent term ({method: σ}; σ 0
+    removes it: the method scores tokens only again) in a bundle's manifest (validated
+    first, replaced atomically; weights and tables untouched); returns the manifest's
+    likelihood entry."""
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
@@ -283,11 +302,15 @@ def set_likelihood(
     if backoff is not None:
         likelihood["backoff"] = check_backoff(backoff)
     if latent_sigma is not None:
-        if "lqvae" not in manifest["methods"]:
-            raise ValueError(f"bundle {root} does not serve lqvae: it has no latent σ to set")
+        sigmas = dict(likelihood.get("latent_sigma", {}))
+        for method, sigma in latent_sigma.items():
+            sigmas.pop(method, None)
+            if check_latent_sigma(sigma) > 0:
+                sigmas[method] = float(sigma)
+        check_latent_sigmas(sigmas, manifest)
         likelihood.pop("latent_sigma", None)
-        if check_latent_sigma(latent_sigma) > 0:
-            likelihood["latent_sigma"] = float(latent_sigma)
+        if sigmas:
+            likelihood["latent_sigma"] = sigmas
     manifest["likelihood"] = likelihood
     staging = root / f".{MANIFEST}.tmp"
     staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

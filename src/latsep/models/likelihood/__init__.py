@@ -6,6 +6,7 @@ from latsep.models.likelihood.chain import ChainLikelihood
 from latsep.models.likelihood.count import CountLikelihood
 from latsep.models.likelihood.count_table import CountTable, SparseCounts
 from latsep.models.likelihood.gaussian import GaussianLikelihood, nearest_midpoints
+from latsep.models.likelihood.latent_count import LatentCountLikelihood
 from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
 from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.likelihood.pair_slice import PairSlice
@@ -17,6 +18,7 @@ __all__ = [
     "CountLikelihood",
     "CountTable",
     "GaussianLikelihood",
+    "LatentCountLikelihood",
     "LatentGaussianLikelihood",
     "MarginalLikelihood",
     "PairSlice",

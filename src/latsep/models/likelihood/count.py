@@ -6,6 +6,8 @@ import torch
 
 from latsep.models.likelihood.backoff import Backoff, BackoffTable
 from latsep.models.likelihood.count_table import CountTable, SparseCounts, as_sparse_counts
+from latsep.models.likelihood.latent_count import LatentCountLikelihood
+from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
 from latsep.models.likelihood.pair_slice import PairSlice
 
 
@@ -24,8 +26,21 @@ class CountLikelihood:
     num_sources = 2
 
     def __init__(
-        self, counts: object, smoothing: float = 0.0, *, backoff: Backoff | None = None
+        self,
+        counts: object,
+        smoothing: float = 0.0,
+        *,
+        backoff: Backoff | None = None,
+        latent_codebook: torch.Tensor | None = None,
+        latent_sigma: float | None = None,
     ) -> None:
+        if (latent_codebook is None) != (latent_sigma is None):
+            raise ValueError("latent_codebook and latent_sigma come together")
+        if latent_sigma is not None and not latent_sigma > 0:
+            raise ValueError(f"latent_sigma must be > 0; got {latent_sigma}")
+        # Set: separation also scores the mixture's continuous latent (`observing`, hybrid).
+        self.latent_codebook = latent_codebook
+        self.latent_sigma = None if latent_sigma is None else float(latent_sigma)
         sparse = as_sparse_counts(counts)
         self.table = (
             CountTable(sparse, smoothing)
@@ -46,9 +61,17 @@ class CountLikelihood:
         smoothing: float = 0.0,
         *,
         backoff: Backoff | None = None,
+        latent_codebook: torch.Tensor | None = None,
+        latent_sigma: float | None = None,
     ) -> CountLikelihood:
         """indices (3, nnz) rows [z1, z2, y]; counts (nnz,); duplicates are summed."""
-        return cls(SparseCounts(indices, counts, num_tokens), smoothing, backoff=backoff)
+        return cls(
+            SparseCounts(indices, counts, num_tokens),
+            smoothing,
+            backoff=backoff,
+            latent_codebook=latent_codebook,
+            latent_sigma=latent_sigma,
+        )
 
     @property
     def num_tokens(self) -> int:
@@ -57,6 +80,14 @@ class CountLikelihood:
     @property
     def smoothing(self) -> float:
         return self.table.smoothing
+
+    def observing(self, tokens: torch.Tensor, latents: torch.Tensor) -> LatentCountLikelihood:
+        """This table times the Gaussian on one mixture's latents (T, D), its tokens (T,)
+        the table's outputs; observations are the step indices (see `latent_count`)."""
+        if self.latent_codebook is None or self.latent_sigma is None:
+            raise ValueError("this CountLikelihood has no latent_sigma: it observes tokens")
+        latent = LatentGaussianLikelihood(self.latent_codebook, self.latent_sigma, latents)
+        return LatentCountLikelihood(self, latent, tokens)
 
     def log_prob(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """log p(y | z1, z2), float64, -inf for impossible tuples."""

@@ -86,9 +86,10 @@ class GaussianLikelihood:
     def num_tokens(self) -> int:
         return self.codebook.shape[0]
 
-    def observing(self, latents: torch.Tensor) -> LatentGaussianLikelihood:
-        """The continuous form for one mixture's latents (T, D): its observations are the
-        step indices 0 .. T-1 (see `latent_gaussian`). Needs `latent_sigma`."""
+    def observing(self, tokens: torch.Tensor, latents: torch.Tensor) -> LatentGaussianLikelihood:
+        """The continuous form for one mixture's latents (T, D) (its tokens (T,) are not
+        needed): its observations are the step indices 0 .. T-1 (see `latent_gaussian`).
+        Needs `latent_sigma`."""
         if self.latent_sigma is None:
             raise ValueError("this GaussianLikelihood has no latent_sigma: it observes tokens")
         return LatentGaussianLikelihood(self.codebook, self.latent_sigma, latents)

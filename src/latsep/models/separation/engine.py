@@ -22,6 +22,7 @@ from latsep.methods import TWO_SOURCE_METHODS, option_problem
 from latsep.models.likelihood.chain import ChainLikelihood
 from latsep.models.likelihood.count import CountLikelihood
 from latsep.models.likelihood.gaussian import GaussianLikelihood
+from latsep.models.likelihood.latent_count import LatentCountLikelihood
 from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
 from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.prior.protocol import Prior
@@ -36,10 +37,10 @@ from latsep.models.separation.samplers import (
 from latsep.models.separation.weights import prior_weights
 
 # method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py);
-# lqvae scores the mixture's token or, bound to one mixture, its continuous latent.
+# lqvae and hybrid score the mixture's token or, bound to one mixture, its continuous latent.
 LIKELIHOODS: dict[str, tuple[type, ...]] = {
     "lass": (CountLikelihood,),
-    "hybrid": (CountLikelihood,),
+    "hybrid": (CountLikelihood, LatentCountLikelihood),
     "lqvae": (GaussianLikelihood, LatentGaussianLikelihood),
     "mlass-bp": (ChainLikelihood,),
     "mlass-pe": (MarginalLikelihood,),

@@ -288,15 +288,18 @@ def observe_mixture(
 ) -> tuple[torch.Tensor, object]:
     """What the likelihood observes of gain · mixture / n (the models see the mean of the
     sources), zero-padded to a multiple of the hop: its tokens (T,), and the likelihood as
-    given; or, for one that scores the continuous latent (lqvae with a `latent_sigma`), the
-    step indices 0 .. T-1 and the likelihood bound to this mixture's latents."""
+    given; or, for one that also scores the continuous latent (lqvae or hybrid with a
+    `latent_sigma`), the step indices 0 .. T-1 and the likelihood bound to this mixture's
+    tokens and latents."""
     hop = int(codec.hop_length)
     padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
     padded[: len(mixture)] = gain * mixture / n
-    if getattr(likelihood, "latent_sigma", None) is not None:
-        latents = encode_latents(codec, padded, bf16)
-        return torch.arange(latents.shape[0]), likelihood.observing(latents)  # type: ignore[attr-defined]
-    return encode_samples(codec, padded, bf16), likelihood
+    tokens = encode_samples(codec, padded, bf16)
+    if getattr(likelihood, "latent_sigma", None) is None:
+        return tokens, likelihood
+    latents = encode_latents(codec, padded, bf16)
+    observed = likelihood.observing(tokens, latents)  # type: ignore[attr-defined]
+    return torch.arange(latents.shape[0]), observed
 
 
 def _search_windows(

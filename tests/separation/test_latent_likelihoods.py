@@ -1,8 +1,9 @@
-"""lqvae on the mixture's continuous latent: exact against brute force, as the token form.
+"""lqvae and hybrid on the mixture's continuous latent: exact against brute force.
 
-L(m_t | a, b) = exp(-‖m_t - ½(e_a + e_b)‖² / 2σ²) is enumerated pair by pair here from its
-definition; the samplers, the beam and the waveform pipeline (which hands the step index t
-over as the observation, across windows) must follow it.
+lqvae: L(m_t | a, b) = exp(-‖m_t - ½(e_a + e_b)‖² / 2σ²); hybrid: p(y_t | a, b) times the
+same Gaussian. Both are enumerated pair by pair here from their definitions; the samplers,
+the beam and the waveform pipeline (which hands the step index t over as the observation,
+across windows) must follow them.
 """
 
 from __future__ import annotations
@@ -12,14 +13,28 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from sep_bruteforce import assert_samples_match, flat_index, prior_probs, random_priors
-from test_waveform_pipeline import ContextMarkov, LatticeCodec
+from sep_bruteforce import (
+    assert_samples_match,
+    flat_index,
+    normalised,
+    prior_probs,
+    random_counts,
+    random_priors,
+)
+from test_waveform_pipeline import ContextMarkov, LatticeCodec, mean_code_counts
 
-from latsep.models.likelihood import GaussianLikelihood, LatentGaussianLikelihood
+from latsep.models.likelihood import (
+    CountLikelihood,
+    GaussianLikelihood,
+    LatentCountLikelihood,
+    LatentGaussianLikelihood,
+)
+from latsep.models.likelihood.backoff import Backoff
 from latsep.models.prior.markov import MarkovPrior
 from latsep.models.separation import separate, separate_waveform
 
 DRAWS = 20_000
+METHODS = ["lqvae", "hybrid"]
 
 
 def brute_log_table(codebook, latent, sigma):
@@ -32,30 +47,62 @@ def brute_log_table(codebook, latent, sigma):
     return out
 
 
-def random_problem(seed, k=5, d=3, steps=2, sigma=0.7):
+def random_problem(seed, method="lqvae", k=5, d=3, steps=2, sigma=0.7):
+    """(likelihood, t -> its brute-force log table (K, K), generator)."""
     g = torch.Generator().manual_seed(seed)
     codebook = torch.randn(k, d, generator=g, dtype=torch.float64)
     latents = torch.randn(steps, d, generator=g, dtype=torch.float64)
-    return LatentGaussianLikelihood(codebook, sigma, latents), codebook, latents, g
+    gaussian = LatentGaussianLikelihood(codebook, sigma, latents)
+    if method == "lqvae":
+        return gaussian, (lambda t: brute_log_table(codebook, latents[t], sigma)), g
+    counts = random_counts(k, g, density=0.6)
+    tokens = torch.randint(0, k, (steps,), generator=g)
+    table = normalised(counts, 0.3)  # p(y | a, b), written independently
+
+    def expected(t):
+        return table[:, :, int(tokens[t])].log() + brute_log_table(codebook, latents[t], sigma)
+
+    return LatentCountLikelihood(CountLikelihood(counts, 0.3), gaussian, tokens), expected, g
 
 
-def test_table_and_log_prob_are_the_definition():
-    likelihood, codebook, latents, _ = random_problem(0)
+@pytest.mark.parametrize("method", METHODS)
+def test_table_and_log_prob_are_the_definition(method):
+    likelihood, expected, _ = random_problem(0, method)
     a, b = torch.meshgrid(torch.arange(5), torch.arange(5), indexing="ij")
     for t in range(2):
-        expected = brute_log_table(codebook, latents[t], 0.7)
-        torch.testing.assert_close(likelihood.log_table(t), expected)
-        torch.testing.assert_close(likelihood.log_table(t, 2.5), 2.5 * expected)
-        torch.testing.assert_close(likelihood.log_prob(a, b, torch.full_like(a, t)), expected)
+        torch.testing.assert_close(likelihood.log_table(t), expected(t))
+        torch.testing.assert_close(likelihood.log_table(t, 2.5), 2.5 * expected(t))
+        torch.testing.assert_close(likelihood.log_prob(a, b, torch.full_like(a, t)), expected(t))
 
 
+def test_hybrid_table_over_a_backoff_table_is_its_probabilities_times_the_gaussian():
+    """The dense table is assembled from the count slice (base + seen pairs, scaled): over a
+    backoff table it must still be w·(log p(y_t | a, b) + the Gaussian), pair by pair."""
+    g = torch.Generator().manual_seed(7)
+    k, steps = 6, 3
+    counts = random_counts(k, g, density=0.4)
+    table = CountLikelihood(counts, 0.1, backoff=Backoff(4.0, "product"))
+    codebook = torch.randn(k, 2, generator=g, dtype=torch.float64)
+    latents = torch.randn(steps, 2, generator=g, dtype=torch.float64)
+    tokens = torch.tensor([0, 3, 5])
+    likelihood = LatentCountLikelihood(
+        table, LatentGaussianLikelihood(codebook, 0.9, latents), tokens
+    )
+    a, b = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    for t in range(steps):
+        probs = table.log_prob(a, b, torch.full_like(a, int(tokens[t])))
+        gaussian = brute_log_table(codebook, latents[t], 0.9)
+        torch.testing.assert_close(likelihood.log_table(t, 2.0), 2.0 * (probs + gaussian))
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize(("weight", "top_k"), [(1.0, None), (2.0, None), (1.0, 3)])
-def test_samples_follow_the_posterior_of_the_right_step(weight, top_k):
-    likelihood, codebook, latents, g = random_problem(1)
+def test_samples_follow_the_posterior_of_the_right_step(method, weight, top_k):
+    likelihood, expected_table, g = random_problem(1, method)
     priors = random_priors(2, 5, g)
     for t in range(2):  # the observation is the step index: each must read its own latent
         result = separate(
-            "lqvae",
+            method,
             priors,
             likelihood,
             torch.tensor([t]),
@@ -65,9 +112,7 @@ def test_samples_follow_the_posterior_of_the_right_step(weight, top_k):
             generator=torch.Generator().manual_seed(t),
         )
         p1, p2 = (prior_probs(p, top_k=top_k) for p in priors)
-        expected = (
-            p1[:, None] * p2[None, :] * (weight * brute_log_table(codebook, latents[t], 0.7)).exp()
-        )
+        expected = p1[:, None] * p2[None, :] * (weight * expected_table(t)).exp()
         assert_samples_match(flat_index(result.tokens[:, :, 0], 5), expected.numpy())
         assert int(result.fallback_steps.sum()) == 0
 
@@ -101,8 +146,9 @@ def test_a_latent_far_from_every_midpoint_is_not_an_impossible_step(top_k):
     assert float(result.log_scores.max()) < -3000  # the likelihood term is scored, not 0
 
 
-def test_exhaustive_beam_is_the_map():
-    likelihood, codebook, latents, g = random_problem(2, k=3, d=2, steps=3)
+@pytest.mark.parametrize("method", METHODS)
+def test_exhaustive_beam_is_the_map(method):
+    likelihood, expected_table, g = random_problem(2, method, k=3, d=2, steps=3)
     priors = random_priors(2, 3, g)
     paths = torch.tensor(list(itertools.product(range(3), repeat=6))).view(-1, 3, 2)
     scores = torch.zeros(paths.shape[0], dtype=torch.float64)
@@ -111,31 +157,43 @@ def test_exhaustive_beam_is_the_map():
         for t in range(1, 3):
             scores += prior.log_transition.double()[paths[:, t - 1, i], paths[:, t, i]]
     for t in range(3):
-        scores += brute_log_table(codebook, latents[t], 0.7)[paths[:, t, 0], paths[:, t, 1]]
-    result = separate(
-        "lqvae", priors, likelihood, torch.arange(3), search="beam", num_candidates=3**4
-    )
+        scores += expected_table(t)[paths[:, t, 0], paths[:, t, 1]]
+    result = separate(method, priors, likelihood, torch.arange(3), search="beam", num_candidates=81)
     best = int(scores.argmax())
     assert result.log_scores[0].item() == pytest.approx(float(scores[best]), abs=1e-9)
     assert torch.equal(result.tokens[0], paths[best].T)
 
 
-def test_steps_outside_the_latents_are_refused():
-    likelihood, *_ = random_problem(3)
+@pytest.mark.parametrize("method", METHODS)
+def test_steps_outside_the_latents_are_refused(method):
+    likelihood, *_ = random_problem(3, method)
     priors = random_priors(2, 5, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
-        separate("lqvae", priors, likelihood, torch.tensor([2]))
+        separate(method, priors, likelihood, torch.tensor([2]))
 
 
-def test_the_token_form_binds_to_latents_only_with_a_latent_sigma():
-    codebook = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+def test_the_token_forms_bind_to_latents_only_with_a_latent_sigma():
+    g = torch.Generator().manual_seed(0)
+    codebook = torch.randn(4, 2, generator=g)
+    tokens, latents = torch.tensor([0, 1, 3]), torch.ones(3, 2)
     with pytest.raises(ValueError, match="latent_sigma"):
-        GaussianLikelihood(codebook, 0.5).observing(torch.zeros(3, 2))
+        GaussianLikelihood(codebook, 0.5).observing(tokens, latents)
     with pytest.raises(ValueError, match="latent_sigma"):
         GaussianLikelihood(codebook, 0.5, latent_sigma=0.0)
-    bound = GaussianLikelihood(codebook, 0.5, latent_sigma=0.2).observing(torch.ones(3, 2))
+    bound = GaussianLikelihood(codebook, 0.5, latent_sigma=0.2).observing(tokens, latents)
     assert isinstance(bound, LatentGaussianLikelihood)
     assert bound.sigma == 0.2 and bound.num_observations == 3
+    counts = random_counts(4, g)
+    with pytest.raises(ValueError, match="latent_sigma"):
+        CountLikelihood(counts, 0.1).observing(tokens, latents)
+    with pytest.raises(ValueError, match="together"):
+        CountLikelihood(counts, 0.1, latent_sigma=0.2)
+    hybrid = CountLikelihood(counts, 0.1, latent_codebook=codebook, latent_sigma=0.3)
+    bound = hybrid.observing(tokens, latents)
+    assert isinstance(bound, LatentCountLikelihood)
+    assert bound.latent.sigma == 0.3 and torch.equal(bound.tokens, tokens)
+    with pytest.raises(ValueError, match="2 mixture tokens for 3 latents"):
+        hybrid.observing(tokens[:2], latents)
 
 
 class LatentLattice(LatticeCodec):
@@ -145,7 +203,8 @@ class LatentLattice(LatticeCodec):
         return audio.float()[:, None, :]  # (B, D = 1, T)
 
 
-def test_the_pipeline_observes_each_steps_latent_across_windows():
+@pytest.mark.parametrize("method", METHODS)
+def test_the_pipeline_observes_each_steps_latent_across_windows(method):
     """Sources on even codes, σ small: each step's pair must average to that step's latent
     (the mixture's mean, not a token of it), and each candidate's score is its whole path's
     under the latent likelihood, step indices running on across the windows."""
@@ -160,9 +219,14 @@ def test_the_pipeline_observes_each_steps_latent_across_windows():
     sources = even[torch.randint(0, len(even), (2, steps), generator=g)].double().numpy()
     mixture = sources.sum(0) + 0.5  # an odd mean: no token equals it, the latent does
     codec = LatentLattice(k)
-    likelihood = GaussianLikelihood(codec.codebook, sigma=1.0, latent_sigma=0.1)
+    if method == "lqvae":
+        likelihood = GaussianLikelihood(codec.codebook, sigma=1.0, latent_sigma=0.1)
+    else:  # the count table knows which pairs make each token; the latent, the rest
+        likelihood = CountLikelihood(
+            mean_code_counts(k), 0.1, latent_codebook=codec.codebook, latent_sigma=0.1
+        )
     result = separate_waveform(
-        "lqvae",
+        method,
         codec,
         priors,
         likelihood,
@@ -175,7 +239,8 @@ def test_the_pipeline_observes_each_steps_latent_across_windows():
     assert int(result.fallback_steps.sum()) == 0
     # The mixture's mean is (a + b)/2 + 0.25; the nearest even pairs sum to the sources' sum.
     np.testing.assert_allclose(result.raw_stems.sum(0), sources.sum(0))
-    bound = likelihood.observing(torch.from_numpy(mixture / 2)[:, None])
+    mean = torch.from_numpy(mixture / 2)
+    bound = likelihood.observing(codec.encode(mean[None])[0], mean[:, None])
     tokens = result.tokens
     expected = torch.zeros(tokens.shape[0], dtype=torch.float64)
     for i, prior in enumerate(priors):
