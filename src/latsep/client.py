@@ -2,7 +2,7 @@
 
     from latsep.client import Client
 
-    result = Client("http://127.0.0.1:8000").separate("mix.wav", method="mlass-pe")
+    result = Client("http://127.0.0.1:8000").separate("mix.wav")  # the default method
     result.wait(on_progress=lambda job: print(f"{job.progress:.0%} {job.stage}"))
     result.download("stems/")  # {"bass": Path("stems/bass.wav"), ...}
 

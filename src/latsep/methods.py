@@ -2,8 +2,9 @@
 
 Torch-free, so the API can check a request before anything is queued; the bundle format
 checks manifests, the benchmark plans its runs and the engine refuses what it cannot sample
-with the same rules. Adding a method: its name here (and the codec that serves it), its
-likelihood in `models/likelihood`, and its entry in the engine's `LIKELIHOODS`.
+with the same rules. Adding a method: its `Method` here, its likelihood in
+`models/likelihood`, and its entry in `latsep.models.registry` (how a bundle builds it and
+which sampler draws from it).
 """
 
 from __future__ import annotations
@@ -12,19 +13,85 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# Every method, in the order lists show them.
-METHODS = ("lass", "lqvae", "hybrid", "mlass-bp", "mlass-pe")
-# One joint likelihood L(y | a, b) over a pair: two sources only, and the only methods with
-# beam search (a beam over the joint pair's paths).
-TWO_SOURCE_METHODS = ("lass", "lqvae", "hybrid")
+
+@dataclass(frozen=True)
+class Method:
+    """What the rest of the service needs to know about one method, without torch."""
+
+    name: str
+    about: str  # one sentence for people choosing it (the web page shows it)
+    codec: str  # the codec kind whose bundles serve it: "plain" or "lq"
+    # One joint likelihood L(y | a, b) over a pair: two sources only, and beam search (a
+    # beam over the joint pair's paths).
+    pair: bool
+    # The count table it reads beyond the pair tables for three or more sources (a bundle
+    # table kind: "chain", "marginal"), None for pair methods.
+    multi_table: str | None = None
+    # Needs no count table at all (the codebook is its likelihood).
+    tableless: bool = False
+    # Samples exactly only at likelihood weight 1 with 3+ sources (a chain of partial
+    # mixtures: L^w has no chain factorisation).
+    chain: bool = False
+    # Can also score the mixture's continuous latent (an LQ codec's), given a σ for it.
+    latent: bool = False
+
+
+# Every method, in the order lists show them: the one place a method is named (its
+# likelihood and how a bundle builds it: latsep.models.registry).
+METHOD_TABLE: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "lass",
+            "LASS: plain VQ-VAE tokens, a transformer prior per source and a count table that "
+            "ties them to the mix. Two sources.",
+            codec="plain",
+            pair=True,
+        ),
+        Method(
+            "lqvae",
+            "LQ-VAE: a codec trained so that codes add up, with a Gaussian likelihood on the "
+            "mix's continuous latent. Two sources.",
+            codec="lq",
+            pair=True,
+            tableless=True,
+            latent=True,
+        ),
+        Method(
+            "hybrid",
+            "The LQ-VAE codec with LASS's count table. Two sources.",
+            codec="lq",
+            pair=True,
+            latent=True,
+        ),
+        Method(
+            "mlass-bp",
+            "MLASS with exact belief propagation: sources drawn jointly, consistent with the "
+            "mix. Two or more sources.",
+            codec="plain",
+            pair=False,
+            multi_table="chain",
+            chain=True,
+        ),
+        Method(
+            "mlass-pe",
+            "MLASS probabilistic extractor: each source drawn against the mix on its own; the "
+            "best and fastest in our benchmark. Two or more sources.",
+            codec="plain",
+            pair=False,
+            multi_table="marginal",
+        ),
+    )
+}
+METHODS = tuple(METHOD_TABLE)
+TWO_SOURCE_METHODS = tuple(m for m in METHODS if METHOD_TABLE[m].pair)
 # Which methods a bundle's codec kind serves (given the tables it carries).
 METHODS_BY_CODEC: dict[str, tuple[str, ...]] = {
-    "plain": ("lass", "mlass-bp", "mlass-pe"),
-    "lq": ("lqvae", "hybrid"),
+    kind: tuple(m for m in METHODS if METHOD_TABLE[m].codec == kind) for kind in ("plain", "lq")
 }
-# Methods whose likelihood can also score the mixture's continuous latent (an LQ codec's),
-# when their bundle records a σ for it (`likelihood.latent_sigma`).
-LATENT_METHODS = ("lqvae", "hybrid")
+# Methods whose likelihood can also score the mixture's continuous latent, when their
+# bundle records a σ for it (`likelihood.latent_sigma`).
+LATENT_METHODS = tuple(m for m in METHODS if METHOD_TABLE[m].latent)
 # What a request that names no method gets: three sources need an MLASS method, and
 # mlass-pe is the faster and better of the two there (docs/bench).
 DEFAULT_METHOD = "mlass-pe"
@@ -80,9 +147,9 @@ def option_problem(
     weight = likelihood_weight
     if weight is not None and not (math.isfinite(weight) and weight > 0):
         return f"likelihood_weight must be a finite number > 0; got {weight}"
-    if method == "mlass-bp" and (num_sources or 0) >= 3 and weight not in (None, 1.0):
+    if METHOD_TABLE[method].chain and (num_sources or 0) >= 3 and weight not in (None, 1.0):
         return (
-            f"likelihood_weight must be 1 for mlass-bp with {num_sources} sources (got "
+            f"likelihood_weight must be 1 for {method} with {num_sources} sources (got "
             f"{weight}): the chain of partial mixtures is sampled exactly only for w = 1"
         )
     return None

@@ -86,3 +86,26 @@ def test_good_defaults_parse_unchanged() -> None:
     for codec, sources, defaults in cases:
         (bundle,) = parse_config(_config(codec, sources, defaults)).bundles
         assert bundle.defaults == defaults
+
+
+@pytest.mark.parametrize(
+    ("codec", "sigmas", "message"),
+    [
+        ("plain", {"lass": 1.0}, "no latent term for 'lass'"),  # not a latent method
+        ("plain", {"lqvae": 1.0}, "no latent term for 'lqvae'"),  # not served by plain
+        ("lq", {"hybrid": 0.0}, "must be > 0"),
+        ("lq", {"lqvae": float("inf")}, "must be > 0"),
+    ],
+)
+def test_bad_latent_sigmas_fail_at_parse_time(codec: str, sigmas: dict, message: str) -> None:
+    data = _config(codec, ["bass", "drums"], {})
+    data["bundles"][0]["latent_sigma"] = sigmas
+    with pytest.raises(ValueError, match=message):
+        parse_config(data)
+
+
+def test_latent_sigmas_are_parsed_per_method() -> None:
+    data = _config("lq", ["bass", "drums"], {})
+    data["bundles"][0]["latent_sigma"] = {"lqvae": 0.8, "hybrid": 4}
+    (spec,) = parse_config(data).bundles
+    assert spec.latent_sigma == {"lqvae": 0.8, "hybrid": 4.0}

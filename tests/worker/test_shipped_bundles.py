@@ -57,3 +57,5 @@ def test_shipped_defaults_are_the_configs() -> None:
             assert manifest["separation_defaults"] == spec.defaults, path
             # the count tables' backoff strength likewise (`latsep bundle set-likelihood`)
             assert float(manifest["likelihood"].get("backoff") or 0.0) == spec.backoff, path
+            # and the σ of the latent terms (`latsep bundle set-likelihood --latent-sigma`)
+            assert manifest["likelihood"].get("latent_sigma", {}) == spec.latent_sigma, path

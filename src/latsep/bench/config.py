@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from latsep.methods import METHODS, TWO_SOURCE_METHODS, SearchSettings
+from latsep.methods import METHOD_TABLE, METHODS, TWO_SOURCE_METHODS, SearchSettings
 
 # The stems each source count separates (the corpus's names).
 SOURCE_SETS: dict[int, tuple[str, ...]] = {
@@ -63,7 +63,7 @@ def method_settings(
     chosen = {**tuned, **given}
     if method not in TWO_SOURCE_METHODS:
         chosen["search"] = "sample"
-    if method == "mlass-bp" and num_sources >= 3:
+    if METHOD_TABLE[method].chain and num_sources >= 3:
         chosen["likelihood_weight"] = 1.0
     settings = replace(METHOD_DEFAULTS[method], **chosen)
     if settings.search == "beam" and settings.temperature != 1.0:

@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+from latsep.methods import LATENT_METHODS, METHODS
+
 # The fields of latsep.models.bundle.defaults.DEFAULT_FIELDS (not imported: it pulls in torch).
 FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
 
@@ -41,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "set-defaults", help="record separation defaults for one method in the manifest"
     )
     tune.add_argument("bundle_dir", type=Path)
-    tune.add_argument("--method", required=True, help="lass, lqvae, hybrid, mlass-bp, mlass-pe")
+    tune.add_argument("--method", required=True, choices=METHODS)
     tune.add_argument(
         "--sources",
         type=int,
@@ -93,6 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--corpus", type=Path, required=True)
     fit.add_argument("--crops", type=int, default=128, help="2-s train crops (128)")
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--method",
+        choices=LATENT_METHODS,
+        default=LATENT_METHODS[0],
+        help="record it for this method (the ML fit; a method that multiplies it with a count "
+        "table usually wants a wider σ, tuned on valid)",
+    )
     fit.add_argument("--record", action="store_true", help="write it into the manifest")
     fit.set_defaults(handler=run_fit_latent_sigma)
 
@@ -172,14 +181,14 @@ def run_fit_latent_sigma(args: argparse.Namespace) -> int:
 
     try:
         bundle = load_bundle(args.bundle_dir, device="cpu")
-        if "lqvae" not in bundle.methods:
-            raise ValueError(f"bundle {args.bundle_dir} does not serve lqvae")
-        (sources,) = bundle.source_sets("lqvae")[:1]
+        if args.method not in bundle.methods:
+            raise ValueError(f"bundle {args.bundle_dir} does not serve {args.method}")
+        sources = bundle.source_sets(args.method)[0]
         store = StemStore(args.corpus, "train", tuple(sources))
         sigma = fit_latent_sigma(bundle.codec, store, crops=args.crops, seed=args.seed)
         out: dict[str, object] = {"bundle": str(args.bundle_dir), "latent_sigma": sigma}
         if args.record:
-            out["likelihood"] = set_likelihood(args.bundle_dir, latent_sigma={"lqvae": sigma})
+            out["likelihood"] = set_likelihood(args.bundle_dir, latent_sigma={args.method: sigma})
     except (BundleError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

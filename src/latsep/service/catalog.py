@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
-from latsep.methods import METHODS, SEARCHES, option_problem
+from latsep.methods import DEFAULT_METHOD, METHOD_TABLE, METHODS, SEARCHES, option_problem
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import MethodPublic
 
@@ -45,6 +45,8 @@ class Catalog:
             out.append(
                 MethodPublic(
                     name=name,
+                    about=METHOD_TABLE[name].about,
+                    recommended=name == DEFAULT_METHOD,
                     sources=sources,
                     max_sources=max(b.max_sources.get(name, 2) for b in entry.bundles),
                     searches=[s for s in SEARCHES if option_problem(name, search=s) is None],

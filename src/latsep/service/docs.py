@@ -18,7 +18,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from latsep.methods import METHODS
+from latsep.methods import METHOD_TABLE, METHODS
 
 DOCS_ASSETS = "/static/docs"  # under the open /static/ prefix (security.PUBLIC_PREFIXES)
 
@@ -41,7 +41,7 @@ del _DEFAULTS["seed"], _DEFAULTS["consistency"]
 FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
     "Body_submit_separation_separate_post": {
         "file": (None, "mix.wav"),
-        "method": (None, "lass"),
+        "method": (None, METHODS[0]),
         "sources": (None, "bass,drums"),
         "num_candidates": (None, 4),
         "search": (None, "sample"),
@@ -124,7 +124,7 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "stage": ("What it is doing now, in words", "finished"),
         "cancel_requested": ("A DELETE asked it to stop", False),
         "error": ("Why it failed (null unless failed)", None),
-        "method": ("The separation method", "lass"),
+        "method": ("The separation method", METHODS[0]),
         "sources": ("The sources separated, in order", ["bass", "drums"]),
         "options": (None, _OPTIONS),
         "filename": ("The uploaded file's name", "mix.wav"),
@@ -167,7 +167,9 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "consistency": ("`ensemble`, `wiener` or `none` (see POST /separate)", "ensemble"),
     },
     "MethodPublic": {
-        "name": ("The method, as POST /separate names it", "lass"),
+        "name": ("The method, as POST /separate names it", METHODS[0]),
+        "about": (None, METHOD_TABLE[METHODS[0]].about),
+        "recommended": (None, False),
         "sources": (None, ["bass", "drums"]),
         "max_sources": ("Most sources one request may name", 2),
         "searches": (None, ["sample", "beam"]),

@@ -104,6 +104,8 @@ class JobDeleted(BaseModel):
 
 class MethodPublic(BaseModel):
     name: str
+    about: str = Field(default="", description="what the method is, in one sentence")
+    recommended: bool = Field(default=False, description="the method a request naming none gets")
     sources: list[str] = Field(description="sources some live worker separates with it")
     max_sources: int
     searches: list[str] = Field(

@@ -9,19 +9,14 @@ from typing import Any
 
 import torch
 
-from latsep.methods import LATENT_METHODS
+from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.bundle.defaults import defaults_for
-from latsep.models.bundle.manifest import BundleError, split_table_name
+from latsep.models.bundle.manifest import PAIR_TABLE, BundleError, split_table_name
 from latsep.models.codec import Codec
-from latsep.models.likelihood import (
-    Backoff,
-    ChainLikelihood,
-    CountLikelihood,
-    GaussianLikelihood,
-    MarginalLikelihood,
-)
+from latsep.models.likelihood import Backoff
 from latsep.models.prior.transformer import TransformerPrior
 from latsep.models.separation.pipeline import NOMINAL_STEM_DBFS
+from latsep.models.separation.registry import MODELS, Tables
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -109,15 +104,17 @@ class Bundle:
         return self._priors[source]
 
     def source_sets(self, method: str) -> tuple[tuple[str, ...], ...]:
-        """The ordered source tuples this bundle can serve `method` for."""
+        """The ordered source tuples this bundle can serve `method` for: every pair for a
+        method that needs no table, else the pairs with a pair table, plus (for methods of
+        three or more sources) the sets with a table of the method's kind."""
         self._check_method(method)
-        pairs = [s for kind, s in self._table_keys() if kind == "lass"]
-        if method == "lqvae":
+        facts = METHOD_TABLE[method]
+        if facts.tableless:
             return tuple(itertools.combinations(self.sources, 2))
-        if method in ("lass", "hybrid"):
-            return tuple(pairs)
-        kind = "chain" if method == "mlass-bp" else "marginal"
-        return tuple(pairs) + tuple(s for k, s in self._table_keys() if k == kind)
+        sets = [s for kind, s in self._table_keys() if kind == PAIR_TABLE]
+        if facts.multi_table is not None:
+            sets += [s for kind, s in self._table_keys() if kind == facts.multi_table]
+        return tuple(sets)
 
     def max_sources(self, method: str) -> int:
         return max(len(s) for s in self.source_sets(method))
@@ -172,60 +169,26 @@ class Bundle:
         beta: float,
         latent_sigma: float | None,
     ) -> Any:
-        k = self.num_tokens
         backoff = None
         if beta > 0:
             backoff = Backoff(beta, "product" if len(sources) == 2 else "mixture")
-        codebook = self.codec.codebook.detach().cpu()
-        if method == "lqvae":
-            sigma = float(self.manifest["likelihood"]["gaussian_sigma"])
-            return GaussianLikelihood(codebook, sigma, latent_sigma=latent_sigma)
-        if len(sources) == 2:
-            indices, counts = self._tables["lass:" + "+".join(stored)][0]
-            if sources != stored:
-                indices = indices[[1, 0, 2]]  # swap z1 and z2
-            if method in ("lass", "hybrid"):
-                return CountLikelihood.from_sparse(
-                    indices,
-                    counts,
-                    k,
-                    smoothing,
-                    backoff=backoff,
-                    latent_codebook=None if latent_sigma is None else codebook,
-                    latent_sigma=latent_sigma,
-                )
-            if method == "mlass-bp":
-                return ChainLikelihood.from_sparse(
-                    [indices], [counts], k, smoothing, backoff=backoff
-                )
-            # p(y | z_i) from the pair table: sum out the other source.
-            marginal = torch.cat(
-                [
-                    torch.stack([torch.zeros_like(indices[0]), indices[0], indices[2]]),
-                    torch.stack([torch.ones_like(indices[1]), indices[1], indices[2]]),
-                ],
-                dim=1,
-            )
-            return MarginalLikelihood.from_sparse(
-                marginal, torch.cat([counts, counts]), 2, k, smoothing
-            )
-        if method == "mlass-pe":
-            indices, counts = self._tables["marginal:" + "+".join(stored)][0]
-            position = torch.tensor([sources.index(name) for name in stored])
-            indices = torch.stack([position[indices[0]], indices[1], indices[2]])
-            return MarginalLikelihood.from_sparse(indices, counts, len(sources), k, smoothing)
-        levels = self._tables["chain:" + "+".join(stored)]
-        if sources[2:] != stored[2:]:
-            raise BundleError(
-                f"mlass-bp's chain of bundle {self.name} is stored for the order {stored}: the "
-                f"partial means fix every position after the first two; reorder to that order"
-            )
-        if sources[:2] != stored[:2]:
-            first, first_counts = levels[0]
-            levels = [(first[[1, 0, 2]], first_counts), *levels[1:]]
-        return ChainLikelihood.from_sparse(
-            [i for i, _ in levels], [c for _, c in levels], k, smoothing, backoff=backoff
+        sigma = self.manifest.get("likelihood", {}).get("gaussian_sigma")
+        tables = Tables(
+            sources=sources,
+            stored=stored,
+            tables=self._tables,
+            num_tokens=self.num_tokens,
+            smoothing=smoothing,
+            backoff=backoff,
+            codebook=self.codec.codebook.detach().cpu(),
+            gaussian_sigma=None if sigma is None else float(sigma),
+            latent_sigma=latent_sigma,
+            bundle=self.name,
         )
+        try:
+            return MODELS[method].build(tables)
+        except ValueError as exc:
+            raise BundleError(str(exc)) from exc
 
     def _table_keys(self) -> list[tuple[str, tuple[str, ...]]]:
         return [split_table_name(name) for name in self.manifest["tables"]]

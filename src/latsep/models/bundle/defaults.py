@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from latsep.methods import SEARCHES, option_problem
+from latsep.methods import METHOD_TABLE, SEARCHES, option_problem
 
 DEFAULT_FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
 BY_SOURCES = "by_sources"
@@ -123,20 +123,20 @@ def check_separation_defaults(
                 f"({', '.join(served)})"
             )
         out[method] = check_method_defaults(method, values)
-        if method == "mlass-bp" and has_chain:
-            _check_chain_weight(out[method])
+        if METHOD_TABLE[method].chain and has_chain:
+            _check_chain_weight(method, out[method])
     return out
 
 
-def _check_chain_weight(defaults: Mapping[str, Any]) -> None:
-    entries = {"separation_defaults['mlass-bp']": defaults}
+def _check_chain_weight(method: str, defaults: Mapping[str, Any]) -> None:
+    entries = {f"separation_defaults[{method!r}]": defaults}
     for count, fields in defaults.get(BY_SOURCES, {}).items():
         if int(count) >= 3:
-            entries[f"separation_defaults['mlass-bp'].{BY_SOURCES}[{count!r}]"] = fields
+            entries[f"separation_defaults[{method!r}].{BY_SOURCES}[{count!r}]"] = fields
     for where, fields in entries.items():
-        if option_problem("mlass-bp", 3, likelihood_weight=fields.get("likelihood_weight")):
+        if option_problem(method, 3, likelihood_weight=fields.get("likelihood_weight")):
             raise ValueError(
-                f"{where}.likelihood_weight must be 1: this bundle serves mlass-bp for 3 or "
+                f"{where}.likelihood_weight must be 1: this bundle serves {method} for 3 or "
                 "more sources, which the engine samples exactly only with w = 1 (set another "
                 f"weight for two sources under {BY_SOURCES}['2'])"
             )

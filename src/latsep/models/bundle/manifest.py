@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from latsep.methods import METHODS_BY_CODEC
+from latsep.methods import METHOD_TABLE, METHODS_BY_CODEC
 from latsep.models.bundle.defaults import check_separation_defaults
 
 FORMAT = "latsep-bundle"
@@ -25,7 +25,8 @@ MANIFEST = "manifest.json"
 CODEC_FILE = "codec.safetensors"
 DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
 
-TABLE_KINDS = ("lass", "chain", "marginal")
+PAIR_TABLE = "lass"  # the joint table of a pair: LASS's, read by every table method
+TABLE_KINDS = (PAIR_TABLE, "chain", "marginal")
 
 
 class BundleError(Exception):
@@ -53,12 +54,8 @@ def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
 
 def served_methods(kind: str, table_names: list[str]) -> tuple[str, ...]:
     """The methods a bundle of codec `kind` with these tables can serve."""
-    has_pair = any(split_table_name(n)[0] == "lass" for n in table_names)
-    methods = []
-    for method in METHODS_BY_CODEC[kind]:
-        if method == "lqvae" or has_pair:
-            methods.append(method)
-    return tuple(methods)
+    has_pair = any(split_table_name(n)[0] == PAIR_TABLE for n in table_names)
+    return tuple(m for m in METHODS_BY_CODEC[kind] if METHOD_TABLE[m].tableless or has_pair)
 
 
 def sha256_of(path: Path) -> str:

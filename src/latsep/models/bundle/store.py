@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from latsep.methods import LATENT_METHODS
+from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.bundle.bundle import Bundle
 from latsep.models.bundle.defaults import BY_SOURCES, check_separation_defaults
 from latsep.models.bundle.manifest import (
@@ -49,6 +49,7 @@ def save_bundle(
     quality: Mapping[str, Any] | None = None,
     separation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     backoff: float = 0.0,
+    latent_sigma: Mapping[str, float] | None = None,
     weights_dtype: str = "float16",
     overwrite: bool = False,
 ) -> Path:
@@ -58,6 +59,7 @@ def save_bundle(
     likelihood_weight, search (see latsep.models.bundle.defaults). `weights_dtype`:
     "float16" (half the bytes; the quantizer stays fp32) or "float32" (bit-exact).
     `backoff`: the count tables' backoff strength β (0: additive smoothing only).
+    `latent_sigma`: {method: σ} of the methods that also score the mixture's continuous latent.
     """
     path = Path(path)
     check_backoff(backoff)
@@ -66,6 +68,8 @@ def save_bundle(
     methods = list(served_methods(codec_kind, list(tables)))
     has_chain = any(split_table_name(n)[0] == "chain" for n in tables)
     defaults = check_separation_defaults(separation_defaults or {}, methods, has_chain=has_chain)
+    sigmas = {m: float(s) for m, s in (latent_sigma or {}).items()}
+    check_latent_sigmas(sigmas, {"methods": methods})
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     sources = list(priors)
@@ -110,6 +114,7 @@ def save_bundle(
                 "gaussian_sigma": gaussian_sigma,
                 "default_smoothing": DEFAULT_SMOOTHING,
                 "backoff": float(backoff),
+                **({"latent_sigma": sigmas} if sigmas else {}),
             },
             "methods": methods,
             "weights": {"dtype": weights_dtype, "float32": list(FP32_PREFIXES)},
@@ -193,10 +198,13 @@ def load_bundle(
         check_backoff(manifest.get("likelihood", {}).get("backoff") or 0.0)
     except ValueError as exc:
         raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
-    if "lqvae" in manifest["methods"]:
+    tableless = [m for m in manifest["methods"] if METHOD_TABLE[m].tableless]
+    if tableless:  # the codebook's Gaussian is their likelihood
         sigma = manifest.get("likelihood", {}).get("gaussian_sigma")
         if not isinstance(sigma, int | float) or not sigma > 0:
-            raise BundleError(f"bundle {root}: lqvae needs a positive likelihood.gaussian_sigma")
+            raise BundleError(
+                f"bundle {root}: {', '.join(tableless)} needs a positive likelihood.gaussian_sigma"
+            )
     try:
         check_latent_sigmas(manifest.get("likelihood", {}).get("latent_sigma", {}), manifest)
     except ValueError as exc:

@@ -19,32 +19,15 @@ from collections.abc import Callable, Sequence
 import torch
 
 from latsep.methods import TWO_SOURCE_METHODS, option_problem
-from latsep.models.likelihood.chain import ChainLikelihood
-from latsep.models.likelihood.count import CountLikelihood
-from latsep.models.likelihood.gaussian import GaussianLikelihood
-from latsep.models.likelihood.latent_count import LatentCountLikelihood
-from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
-from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.beam import Beams, beam_search
+from latsep.models.separation.registry import MODELS
 from latsep.models.separation.result import Separation
-from latsep.models.separation.samplers import (
-    ChainSampler,
-    MarginalSampler,
-    PairSampler,
-    StepSampler,
-)
+from latsep.models.separation.samplers import StepSampler
 from latsep.models.separation.weights import prior_weights
 
-# method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py);
-# lqvae and hybrid score the mixture's token or, bound to one mixture, its continuous latent.
-LIKELIHOODS: dict[str, tuple[type, ...]] = {
-    "lass": (CountLikelihood,),
-    "hybrid": (CountLikelihood, LatentCountLikelihood),
-    "lqvae": (GaussianLikelihood, LatentGaussianLikelihood),
-    "mlass-bp": (ChainLikelihood,),
-    "mlass-pe": (MarginalLikelihood,),
-}
+# method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py)
+LIKELIHOODS: dict[str, tuple[type, ...]] = {m: model.likelihoods for m, model in MODELS.items()}
 
 
 def _validate(
@@ -101,11 +84,7 @@ def _validate(
 
 def step_sampler(method: str, likelihood: object, weight: float) -> StepSampler:
     """The per-step exact sampler of `method` (also what Gibbs sweeps redraw with)."""
-    if method in TWO_SOURCE_METHODS:
-        return PairSampler(likelihood, weight)  # type: ignore[arg-type]
-    if method == "mlass-bp":
-        return ChainSampler(likelihood, weight)  # type: ignore[arg-type]
-    return MarginalSampler(likelihood, weight)  # type: ignore[arg-type]
+    return MODELS[method].sampler(likelihood, weight)
 
 
 def _primed_states(

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from latsep.methods import METHODS_BY_CODEC
+from latsep.methods import LATENT_METHODS, METHODS_BY_CODEC
 from latsep.models.bundle.defaults import check_separation_defaults
 from latsep.models.codec import CodecConfig
 from latsep.models.prior.transformer import PriorConfig
@@ -94,6 +94,9 @@ class BundleSpec:
     # Backoff strength β of the joint count tables (0: additive smoothing only); tuned on
     # the valid split like the defaults, recorded in the manifest's likelihood entry.
     backoff: float = 0.0
+    # Per method of an LQ bundle (lqvae, hybrid), σ of the term on the mixture's continuous
+    # latent (none: tokens only); tuned on the valid split, recorded in the manifest.
+    latent_sigma: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.codec not in CODEC_KINDS:
@@ -102,6 +105,11 @@ class BundleSpec:
             raise ValueError("a bundle needs at least two distinct sources")
         if not 0 <= self.backoff < float("inf"):
             raise ValueError(f"[[bundles]] {self.name!r}: backoff must be finite and >= 0")
+        for method, sigma in self.latent_sigma.items():
+            if method not in LATENT_METHODS or method not in METHODS_BY_CODEC[self.codec]:
+                raise ValueError(f"[[bundles]] {self.name!r}: no latent term for {method!r}")
+            if not 0 < sigma < float("inf"):
+                raise ValueError(f"[[bundles]] {self.name!r}: latent_sigma.{method} must be > 0")
         # save_bundle checks these again; checking them here fails a config with a typo in
         # its defaults at load time instead of after hours of training.
         try:
@@ -192,6 +200,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
                 sources=tuple(b["sources"]),
                 defaults=_copied(b.get("defaults", {})),
                 backoff=float(b.get("backoff", 0.0)),
+                latent_sigma={m: float(s) for m, s in b.get("latent_sigma", {}).items()},
             )
             for b in data.pop("bundles", [])
         ),
@@ -202,7 +211,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
 
 
 def _known_bundle_keys(entry: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(entry) - {"name", "codec", "sources", "defaults", "backoff"}
+    unknown = set(entry) - {"name", "codec", "sources", "defaults", "backoff", "latent_sigma"}
     if unknown:
         raise ValueError(f"unknown [[bundles]] keys: {sorted(unknown)}")
     return entry

@@ -227,6 +227,7 @@ class Pipeline:
             quality=quality,
             separation_defaults=spec.defaults or None,
             backoff=spec.backoff,
+            latent_sigma=spec.latent_sigma or None,
             overwrite=True,
         )
 

@@ -6,14 +6,6 @@
 
 const KEY_STORAGE = "latsep.apiKey";
 const TERMINAL = ["finished", "failed", "canceled"];
-const RECOMMENDED = "mlass-pe";
-const ABOUT = {
-  "lass": "LASS: plain VQ-VAE tokens, a transformer prior per source and a count table that ties them to the mix. Two sources.",
-  "lqvae": "LQ-VAE: a codec trained so that codes add up, with a Gaussian likelihood on codewords. Two sources.",
-  "hybrid": "The LQ-VAE codec with LASS's count table. Two sources.",
-  "mlass-bp": "MLASS with exact belief propagation: sources drawn jointly, consistent with the mix. Two or more sources.",
-  "mlass-pe": "MLASS probabilistic extractor: each source drawn against the mix on its own; the best and fastest in our benchmark. Two or more sources.",
-};
 const ADVANCED = ["num_candidates", "search", "temperature", "top_k", "likelihood_weight", "seed"];
 
 const state = { key: sessionStorage.getItem(KEY_STORAGE) || "", methods: [], file: null, jobId: null, urls: [] };
@@ -98,15 +90,15 @@ function renderMethods() {
   const box = $("methods");
   box.replaceChildren();
   show("no-worker", state.methods.length === 0);
-  const names = state.methods.map((m) => m.name);
-  const initial = names.includes(RECOMMENDED) ? RECOMMENDED : names[0];
+  const recommended = state.methods.find((m) => m.recommended);
+  const initial = recommended ? recommended.name : (state.methods[0] || {}).name;
   for (const method of state.methods) {
     const input = el("input", { type: "radio", name: "method", value: method.name });
     input.checked = method.name === initial;
     input.addEventListener("change", renderSources);
     const title = el("div", {}, el("span", { class: "name", text: method.name }));
-    if (method.name === RECOMMENDED) title.append(el("span", { class: "badge", text: "recommended" }));
-    const about = ABOUT[method.name] || `Separates up to ${method.max_sources} sources.`;
+    if (method.recommended) title.append(el("span", { class: "badge", text: "recommended" }));
+    const about = method.about || `Separates up to ${method.max_sources} sources.`;
     box.append(el("label", { class: "method" }, input, el("div", {}, title, el("div", { class: "what", text: about }))));
   }
   renderSources();
