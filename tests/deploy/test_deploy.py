@@ -31,16 +31,36 @@ def compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
-def dockerfile(name: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = (REPO / "docker" / name).read_text()
-    text = re.sub(r"\\\n", " ", text)
-    out = []
+def dockerfile(target: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of one stage of ./Dockerfile (`FROM ... AS target`),
+    continuation lines joined, comments dropped; the stage's FROM first."""
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] | None = None
     for line in text.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
-            instruction, _, rest = line.partition(" ")
-            out.append((instruction.upper(), rest.strip()))
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            name = rest.split()[-1] if " AS " in rest.upper() else rest
+            current = stages.setdefault(name, [])
+        if current is not None:
+            current.append((instruction, rest.strip()))
+    assert target in stages, f"no stage {target!r} in ./Dockerfile: {sorted(stages)}"
+    return stages[target]
+
+
+def build_args() -> dict[str, str]:
+    """The Dockerfile's global ARGs (before the first FROM) with their defaults."""
+    out = {}
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM"):
+            break
+        if line.startswith("ARG"):
+            name, _, value = line[3:].strip().partition("=")
+            out[name] = value
     return out
 
 
@@ -85,8 +105,17 @@ def test_compose_services() -> None:
     assert devices[0]["capabilities"] == ["gpu"]
     assert worker["stop_signal"] == "SIGTERM"
     train = services["train"]
-    assert train["profiles"] == ["train"] and train["image"] == worker["image"]
+    assert train["profiles"] == ["train"] and train["build"]["target"] == "train"
     assert "latsep train bundle" in train["command"][0]
+    for name, target in (("api", "api"), ("worker", "worker")):
+        assert services[name]["build"] == {"context": ".", "target": target}
+    # Trained bundles reach the worker through a volume, not a rebuild: the train service
+    # writes where the worker reads, and the --out of its command lies in that volume.
+    shared = {v.split(":")[1]: v.split(":")[0] for v in worker["volumes"]}
+    assert shared == {"/app/artifacts": "bundles"}
+    assert "bundles:/app/artifacts" in train["volumes"]
+    out = shlex.split(train["command"][0].split("&&")[-1])
+    assert out[out.index("--out") + 1].startswith("/app/artifacts/")
     for name in ("api", "worker"):
         assert services[name]["environment"]["LATSEP_REDIS_URL"] == "redis://redis:6379/0"
 
@@ -110,8 +139,9 @@ def test_compose_and_image_commands_are_real_subcommands() -> None:
     commands = [
         services["api"]["command"],
         services["worker"]["command"],
-        exec_form(dict(dockerfile("Dockerfile.api"))["CMD"]),
-        exec_form(dict(dockerfile("Dockerfile.worker"))["CMD"]),
+        exec_form(dict(dockerfile("api"))["CMD"]),
+        exec_form(dict(dockerfile("worker"))["CMD"]),
+        exec_form(dict(dockerfile("train"))["CMD"]),
     ]
     for script in services["train"]["command"][0].split("&&"):
         commands.append(shlex.split(script))
@@ -133,7 +163,7 @@ def test_compose_and_image_commands_are_real_subcommands() -> None:
 
 
 def test_the_api_image_has_no_torch_and_covers_what_the_api_imports() -> None:
-    instructions = dockerfile("Dockerfile.api")
+    instructions = dockerfile("api")
     runs = " ".join(args for ins, args in instructions if ins == "RUN")
     assert "torch" not in runs and "pip install --no-deps ." in runs
     requirements = _requirement_names(REPO / "docker" / "requirements-api.txt")
@@ -151,15 +181,38 @@ def test_the_api_image_has_no_torch_and_covers_what_the_api_imports() -> None:
     assert not missing, f"the API imports modules the API image lacks: {missing}"
 
 
-def test_the_worker_image_has_what_museval_and_the_corpus_need() -> None:
-    instructions = dockerfile("Dockerfile.worker")
-    assert instructions[0][0] in ("ARG", "FROM")
-    base = next(args for ins, args in instructions if ins == "ARG" and "BASE_IMAGE" in args)
+def test_the_worker_image_has_what_museval_needs_and_its_bundles() -> None:
+    instructions = dockerfile("worker")
+    assert instructions[0] == ("FROM", "${WORKER_BASE} AS worker")
+    base = build_args()["WORKER_BASE"]
     assert "pytorch/pytorch" in base and "cuda" in base
     apt = " ".join(args for ins, args in instructions if ins == "RUN" and "apt-get" in args)
-    for package in ("ffmpeg", "fluidsynth", "mma"):
-        assert package in apt
+    assert "ffmpeg" in apt
     assert ("STOPSIGNAL", "SIGTERM") in instructions
+    # owned by the worker's user, so the bundles volume (a copy of them) is writable by training
+    assert ("COPY", "--chown=latsep:latsep artifacts ./artifacts") in instructions
+    env = " ".join(args for ins, args in instructions if ins == "ENV")
+    assert "LATSEP_ARTIFACTS_DIR=/app/artifacts" in env
+
+
+def test_the_train_image_is_the_worker_with_the_corpus_tools() -> None:
+    instructions = dockerfile("train")
+    assert instructions[0] == ("FROM", "worker AS train")
+    apt = " ".join(args for ins, args in instructions if ins == "RUN" and "apt-get" in args)
+    for package in ("fluidsynth", "fluid-soundfont-gm", "csound-soundfont", "mma"):
+        assert package in apt
+    assert "chown latsep:latsep /data" in apt  # where the corpus and the runs go
+    assert instructions[-2:][0] == ("USER", "latsep")
+
+
+def test_the_setup_script_and_the_train_image_install_the_same_soundfonts() -> None:
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    listed = re.search(r"APT_PACKAGES=\(([^)]*)\)", setup)
+    assert listed is not None
+    apt = " ".join(args for ins, args in dockerfile("train") if ins == "RUN")
+    for package in listed.group(1).split():
+        if "soundfont" in package or package in ("fluidsynth", "mma"):
+            assert package in apt, package
 
 
 def _imported_modules(code: str) -> set[str]:
@@ -205,17 +258,17 @@ def _closure(names: set[str]) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("name", ["Dockerfile.api", "Dockerfile.worker"])
-def test_build_context_keeps_what_copy_needs_and_drops_the_venv(name: str) -> None:
+@pytest.mark.parametrize("target", ["api", "worker", "train"])
+def test_build_context_keeps_what_copy_needs_and_drops_the_venv(target: str) -> None:
     ignored = {
         line.strip()
-        for line in (REPO / "docker" / f"{name}.dockerignore").read_text().splitlines()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
     assert {".venv", ".git", "data", "runs"} <= ignored
-    for instruction, args in dockerfile(name):
+    for instruction, args in dockerfile(target):
         if instruction == "COPY":
-            *sources, _dest = args.split()
+            *sources, _dest = (a for a in args.split() if not a.startswith("--"))
             for source in sources:
-                assert source.split("/")[0] not in ignored, (name, source)
-                assert (REPO / source).exists(), (name, source)
+                assert source.split("/")[0] not in ignored, (target, source)
+                assert (REPO / source).exists(), (target, source)
