@@ -102,6 +102,26 @@ def test_a_job_reports_the_resolved_options(app_client: TestClient, store: JobSt
     assert plain["num_candidates"] == 2 and plain["likelihood_weight"] == 1.0
 
 
+def test_the_resolved_options_are_stored_with_the_job(
+    app_client: TestClient, store: JobStore
+) -> None:
+    """Resolved once, at submission: the job carries what the worker must run."""
+    register(store, TUNED)
+    response = submit(app_client, seed=4, likelihood_weight=0.5)
+    assert response.status_code == 202, response.text
+    request = store.fetch_request(response.json()["job_id"])
+    assert request is not None and request.resolved is not None
+    assert request.resolved.model_dump() == {
+        "num_candidates": 3,
+        "search": "sample",
+        "temperature": 1.0,
+        "top_k": 6,
+        "likelihood_weight": 0.5,
+        "seed": 4,
+        "consistency": "ensemble",
+    }
+
+
 @pytest.mark.parametrize("weight", ["0", "-1", "inf", "nan", "heavy"])
 def test_bad_likelihood_weight_is_422(app_client: TestClient, store: JobStore, weight: str) -> None:
     register(store, {})

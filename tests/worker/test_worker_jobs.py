@@ -10,7 +10,7 @@ import soundfile as sf
 from redis import Redis
 from rq.job import JobStatus
 from rq.registry import CanceledJobRegistry, FailedJobRegistry
-from worker_support import mixture
+from worker_support import mixture, toy_engine
 
 from latsep.jobs import (
     JobRequest,
@@ -195,3 +195,24 @@ def test_a_full_job_store_fails_the_job_in_words(
     st = state(redis, store, "oom1")
     assert st.status == "failed"
     assert st.error is not None and st.error.startswith("the job store (Redis) is full")
+
+
+def test_a_job_runs_with_the_options_the_api_resolved(
+    redis: Redis, store: JobStore, settings: Settings
+) -> None:
+    """The API resolved the options against the bundle defaults it saw; the worker runs
+    exactly those, even where its own bundle's defaults say otherwise (top_k null is "no
+    top-k" there, not "left out"). A job without them (an older API) is resolved here."""
+    from latsep.jobs import ResolvedOptions
+
+    engine = toy_engine(defaults={"lass": {"num_candidates": 3, "top_k": 4}})
+    resolved = ResolvedOptions(num_candidates=2, top_k=None, likelihood_weight=1.5, seed=7)
+    bass, drums = mixture(SHORT)
+    enqueue(store, settings, wav(bass + drums), "res1", resolved=resolved)
+    enqueue(store, settings, wav(bass + drums), "res2")  # options only: resolved here
+    run_worker(settings, redis=redis, engine=engine, burst=True)
+    first, second = store.fetch_result("res1"), store.fetch_result("res2")
+    assert first is not None and first.options == resolved
+    assert len(first.candidate_consistency) == 2
+    assert second is not None and second.options is not None
+    assert (second.options.num_candidates, second.options.top_k) == (2, 4)  # asked 2; top_k 4

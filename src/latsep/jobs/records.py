@@ -17,6 +17,10 @@ class JobRequest(BaseModel):
     method: str
     sources: list[str]
     options: SeparationOptions
+    # The options the API resolved against the serving bundle's defaults at submission: the
+    # worker runs with exactly these (null in a job queued by an older API: it resolves
+    # `options` itself, as `latsep separate` does).
+    resolved: ResolvedOptions | None = None
     references: list[str] = Field(default_factory=list, description="sources with references")
     filename: str = ""
     upload_bytes: int = 0

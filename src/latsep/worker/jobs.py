@@ -98,7 +98,7 @@ def separate_job(job_id: str) -> dict[str, object]:
             request.method,
             request.sources,
             mixture,
-            request.options,
+            request.resolved or request.options,
             references=references,
             max_seconds=settings.max_duration_seconds,
             progress=reporter,

@@ -44,7 +44,7 @@ def run(
     method: str,
     sources: Sequence[str] | None,
     mixture: AudioSource,
-    options: SeparationOptions,
+    options: SeparationOptions | ResolvedOptions,
     *,
     references: Mapping[str, AudioSource] | None = None,
     max_seconds: float | None = None,
@@ -54,11 +54,12 @@ def run(
 ) -> SeparationOutcome:
     """Separate `mixture` (a plain sum, as uploaded) into `sources` with `method`.
 
-    Options left out take the serving bundle's defaults for `method` with this many sources,
-    else the global ones (num_candidates: `default_num_candidates`, else the setting); the
-    result records the options used. `limits` bounds what the uploads may decode to, read
-    from their headers before decoding (the API checked them too; a job queued by an older
-    or misconfigured API must not take the worker's memory).
+    `ResolvedOptions` (what the API resolved at submission) run as they are; in
+    `SeparationOptions`, options left out take the serving bundle's defaults for `method` with
+    this many sources, else the global ones (num_candidates: `default_num_candidates`, else
+    the setting). The result records the options used. `limits` bounds what the uploads may
+    decode to, read from their headers before decoding (the API checked them too; a job
+    queued by an older or misconfigured API must not take the worker's memory).
     """
     from latsep.models.separation import Separator
 
@@ -67,13 +68,16 @@ def run(
     chosen_sources = list(sources) if sources else engine.default_sources(method)
     loaded = engine.route(method, chosen_sources)
     bundle = loaded.bundle
-    if default_num_candidates is None:
-        from latsep.settings import get_settings
+    if isinstance(options, ResolvedOptions):
+        used = options
+    else:
+        if default_num_candidates is None:
+            from latsep.settings import get_settings
 
-        default_num_candidates = get_settings().default_num_candidates
-    used = options.resolve(
-        loaded.separation_defaults(method, len(chosen_sources)), default_num_candidates
-    )
+            default_num_candidates = get_settings().default_num_candidates
+        used = options.resolve(
+            loaded.separation_defaults(method, len(chosen_sources)), default_num_candidates
+        )
     # The bundle's stored order (its tables' order); stems go back in the requested order.
     order = list(loaded.order(method, chosen_sources))
     separator = Separator(bundle, method, order)

@@ -169,7 +169,7 @@ async def submit_separation(
             f"{settings.max_num_candidates}"
         )
     check_options(method, resolved, len(chosen))  # bundle defaults included
-    options = SeparationOptions(**resolved.model_dump())
+    options = SeparationOptions(**resolved.model_dump())  # as asked, filled in
     references = await reference_uploads(request, chosen)
     mixture = await file.read()
     ref_bytes = {s: await f.read() for s, f in references.items()}
@@ -178,6 +178,7 @@ async def submit_separation(
         method=method,
         sources=chosen,
         options=options,
+        resolved=resolved,
         references=list(ref_bytes),
         filename=file.filename or "",
         upload_bytes=len(mixture) + sum(len(b) for b in ref_bytes.values()),
