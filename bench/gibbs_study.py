@@ -20,10 +20,10 @@ import torch
 
 
 def main() -> None:
-    from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
-    from latsep.bench.runner import chunk_seed
-    from latsep.models.bundle import load_bundle
-    from latsep.models.data import evaluation_chunks
+    from latsep.bundle import load_bundle
+    from latsep.corpus import evaluation_chunks
+    from latsep.evaluation.config import SOURCE_SETS, Overrides, method_settings
+    from latsep.evaluation.runner import chunk_seed
     from latsep.models.metrics import bss_sdr
     from latsep.models.separation import Separator
     from latsep.models.separation.chunks import decode_tokens

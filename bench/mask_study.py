@@ -54,10 +54,10 @@ ESTIMATORS: dict[str, Estimator] = {
 
 
 def dump(args: argparse.Namespace) -> None:
-    from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
-    from latsep.bench.runner import chunk_seed
-    from latsep.models.bundle import load_bundle
-    from latsep.models.data import evaluation_chunks
+    from latsep.bundle import load_bundle
+    from latsep.corpus import evaluation_chunks
+    from latsep.evaluation.config import SOURCE_SETS, Overrides, method_settings
+    from latsep.evaluation.runner import chunk_seed
     from latsep.models.separation import Separator
 
     torch.set_num_threads(args.threads)

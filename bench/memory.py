@@ -79,7 +79,7 @@ def one(args: argparse.Namespace) -> dict:
     from latsep.models.separation import pipeline as waveform
     from latsep.settings import expand_bundle_paths
     from latsep.worker import pipeline
-    from latsep.worker.engine import Engine
+    from latsep.worker.routing import Engine
 
     torch.set_num_threads(args.threads)
     engine = Engine.load(expand_bundle_paths([Path(p) for p in args.bundle]), device="cpu")

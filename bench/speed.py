@@ -16,9 +16,9 @@ import time
 import numpy as np
 import torch
 
-from latsep.bench.config import SOURCE_SETS, Overrides, method_settings
-from latsep.models.bundle import load_bundle
-from latsep.models.data import evaluation_chunks
+from latsep.bundle import load_bundle
+from latsep.corpus import evaluation_chunks
+from latsep.evaluation.config import SOURCE_SETS, Overrides, method_settings
 from latsep.models.separation import Separator
 
 

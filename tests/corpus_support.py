@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from latsep.models.data import STEMS
+from latsep.corpus import STEMS
 
 SR = 22_050
 

@@ -1,4 +1,5 @@
-"""Imports go one way: service/ → jobs/ (Redis) ← worker/ → models/; audio/ beside them.
+"""Imports go one way: service/ → jobs/ (Redis) ← worker/ → bundle/ → models/; audio/,
+corpus/, training/ and evaluation/ beside them.
 
 The API and the workers meet only through Redis, whose schema lives in `latsep.jobs`; the API
 image has no torch. The checker reads every import statement of the source with `ast`, those
@@ -17,6 +18,8 @@ import latsep
 
 SOURCE_ROOT = Path(latsep.__file__).resolve().parent.parent  # the folder that holds latsep/
 
+# A web framework, a queue, settings or command-line parsing: what the offline parts never need.
+OUTSIDE_SCIENCE = ("fastapi", "rq", "redis", "pydantic_settings", "argparse")
 # Per package of latsep, the modules it must never import (a name covers its submodules).
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "worker": ("latsep.service",),
@@ -30,12 +33,26 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "latsep.service",
         "latsep.worker",
         "latsep.jobs",
-        "fastapi",
-        "rq",
-        "redis",
-        "pydantic_settings",
-        "argparse",
+        "latsep.bundle",
+        "latsep.corpus",
+        "latsep.training",
+        "latsep.evaluation",
+        *OUTSIDE_SCIENCE,
     ),
+    # Beside the science, built on it: the bundle format, the corpus builder, training and
+    # the benchmark run offline as well as in the worker, so none of them reaches the
+    # service side either; the corpus builder needs no model at all.
+    "bundle": ("latsep.service", "latsep.worker", "latsep.jobs", *OUTSIDE_SCIENCE),
+    "corpus": (
+        "latsep.service",
+        "latsep.worker",
+        "latsep.jobs",
+        "latsep.models",
+        "torch",
+        *OUTSIDE_SCIENCE,
+    ),
+    "training": ("latsep.service", "latsep.worker", "latsep.jobs", *OUTSIDE_SCIENCE),
+    "evaluation": ("latsep.service", "latsep.worker", "latsep.jobs", *OUTSIDE_SCIENCE),
 }
 
 
@@ -113,6 +130,10 @@ PLANTED = {
     "models imports fastapi": ("models/c.py", "from fastapi import FastAPI\n"),
     "models imports redis, lazily": ("models/d.py", "def f():\n    import redis\n"),
     "models parses a command line": ("models/e.py", "import argparse\n"),
+    "models imports the bundle format": ("models/f.py", "from latsep.bundle import Bundle\n"),
+    "corpus imports torch": ("corpus/a.py", "import torch\n"),
+    "training imports the service": ("training/a.py", "import latsep.service.app\n"),
+    "evaluation reads settings": ("evaluation/a.py", "from pydantic_settings import X\n"),
 }
 
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_bundle import make_bundle
 
+from latsep.bundle import BundleError, load_bundle, set_likelihood
 from latsep.cli import main
-from latsep.models.bundle import BundleError, load_bundle, set_likelihood
 from latsep.models.likelihood import BackoffTable
 
 
@@ -100,7 +100,7 @@ def test_cli_fits_and_records_the_latent_sigma(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from corpus_support import write_corpus
-    from latsep.models.data import STEMS
+    from latsep.corpus import STEMS
 
     lq = make_bundle(tmp_path / "lq", kind="lq")
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from latsep.models.bundle import BundleError, load_bundle, load_bundles, save_bundle
+from latsep.bundle import BundleError, load_bundle, load_bundles, save_bundle
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.likelihood import (
     ChainLikelihood,
@@ -19,7 +19,7 @@ from latsep.models.likelihood import (
     MarginalLikelihood,
 )
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-from latsep.models.train.counts import TableCounter, TablePlan
+from latsep.training.counts import TableCounter, TablePlan
 
 K = 16
 SOURCES = ("bass", "drums", "other")
@@ -184,7 +184,7 @@ def test_weights_that_do_not_fit_are_refused(tmp_path: Path, plain: Path) -> Non
 
     save_file({k: v.contiguous() for k, v in codec.state_dict().items()},
               str(other / "codec.safetensors"))  # fmt: skip
-    from latsep.models.bundle.manifest import sha256_of
+    from latsep.bundle.manifest import sha256_of
 
     _edit_manifest(
         other,

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 from test_bundle import K, make_bundle
 
-from latsep.models.bundle import FORMAT_VERSION, BundleError, load_bundle
-from latsep.models.bundle.manifest import sha256_of
-from latsep.models.bundle.tables import load_table, save_table, smallest_unsigned
+from latsep.bundle import FORMAT_VERSION, BundleError, load_bundle
+from latsep.bundle.manifest import sha256_of
+from latsep.bundle.tables import load_table, save_table, smallest_unsigned
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
 
@@ -150,7 +150,7 @@ def test_fp16_weights_round_trip_within_fp16_tolerance(tmp_path: Path) -> None:
 def test_fp32_weights_round_trip_exactly_and_fp16_halves_them(tmp_path: Path) -> None:
     from test_bundle import random_tables
 
-    from latsep.models.bundle import save_bundle
+    from latsep.bundle import save_bundle
 
     torch.manual_seed(0)
     codec = Codec(CodecConfig.tiny())

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_bundle import make_bundle, random_tables
 
+from latsep.bundle import BundleError, load_bundle, save_bundle, set_separation_defaults
 from latsep.cli import main
-from latsep.models.bundle import BundleError, load_bundle, save_bundle, set_separation_defaults
 
 
 @pytest.fixture
@@ -81,14 +81,14 @@ def test_defaults_written_at_save_time(tmp_path: Path) -> None:
     ],
 )
 def test_bad_defaults_are_refused_at_save(tmp_path: Path, defaults, message: str) -> None:
-    from latsep.models.bundle.defaults import check_separation_defaults
+    from latsep.bundle.defaults import check_separation_defaults
 
     with pytest.raises(ValueError, match=message):
         check_separation_defaults(defaults, ["lass", "mlass-bp", "mlass-pe"], has_chain=True)
 
 
 def test_defaults_per_source_count_override_the_method_defaults() -> None:
-    from latsep.models.bundle.defaults import check_separation_defaults, defaults_for
+    from latsep.bundle.defaults import check_separation_defaults, defaults_for
 
     stored = {
         "num_candidates": 4,

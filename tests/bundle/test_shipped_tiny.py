@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
+from latsep.bundle import load_bundles
 from latsep.methods import METHODS
-from latsep.models.bundle import load_bundles
 
 SHIPPED = Path(__file__).resolve().parents[2] / "artifacts" / "tiny"
 

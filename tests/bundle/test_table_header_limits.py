@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latsep.models.bundle import BundleError
-from latsep.models.bundle.tables import load_table, save_table
+from latsep.bundle import BundleError
+from latsep.bundle.tables import load_table, save_table
 
 
 def _member(shape: tuple[int, ...], dtype: str, data: bytes = b"") -> bytes:
@@ -118,6 +118,6 @@ def test_memory_error_becomes_a_bundle_error(tmp_path: Path, monkeypatch) -> Non
     def exhausted(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("latsep.models.bundle.tables.np.frombuffer", exhausted)
+    monkeypatch.setattr("latsep.bundle.tables.np.frombuffer", exhausted)
     with pytest.raises(BundleError, match="too large"):
         load_table(path, (4, 4, 4), levels=1)

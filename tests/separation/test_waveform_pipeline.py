@@ -239,7 +239,7 @@ def test_window_validation_and_context():
 
 
 def test_level_normalisation_brings_the_mean_to_the_nominal_level():
-    from latsep.models.data.levels import active_rms
+    from latsep.audio.levels import active_rms
     from latsep.models.separation.pipeline import level_gain
 
     rng = np.random.default_rng(0)

@@ -104,10 +104,10 @@ def make_bundles(root: Path, seed: int = 0) -> list[Path]:
     """
     import torch
 
-    from latsep.models.bundle import save_bundle
+    from latsep.bundle import save_bundle
     from latsep.models.codec import Codec, CodecConfig
     from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-    from latsep.models.train.counts import TableCounter, TablePlan
+    from latsep.training.counts import TableCounter, TablePlan
 
     sources = ("bass", "drums")
     rng = np.random.default_rng(seed)

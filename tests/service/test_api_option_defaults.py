@@ -182,7 +182,7 @@ def test_a_real_worker_runs_with_its_bundle_defaults(
 ) -> None:
     """Defaults recorded with `set_separation_defaults` reach the API through the worker's
     registration, and the finished job reports the options the worker ran with."""
-    from latsep.models.bundle import set_separation_defaults
+    from latsep.bundle import set_separation_defaults
 
     plain, lq = make_bundles(tmp_path / "bundles", seed=1)
     set_separation_defaults(plain, "lass", {"num_candidates": 3, "likelihood_weight": 1.5})

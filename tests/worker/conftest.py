@@ -12,7 +12,7 @@ from worker_support import toy_engine
 from latsep.jobs import JobStore
 from latsep.settings import Settings
 from latsep.worker import runtime
-from latsep.worker.engine import Engine
+from latsep.worker.routing import Engine
 
 TEST_DBS = (14, 10, 9)  # worker tests; the service tests use 13, 12, 11
 

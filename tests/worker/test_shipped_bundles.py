@@ -14,7 +14,7 @@ from worker_support import mixture
 from latsep.jobs import SeparationOptions
 from latsep.settings import Settings
 from latsep.worker import pipeline
-from latsep.worker.engine import Engine
+from latsep.worker.routing import Engine
 
 SHIPPED = Settings(bundles="").bundle_paths()
 
@@ -47,7 +47,7 @@ def test_shipped_defaults_are_the_configs() -> None:
     must follow)."""
     import json
 
-    from latsep.models.train import load_config
+    from latsep.training import load_config
 
     declared = {b.name: b for b in load_config("default").bundles}
     for path in SHIPPED:

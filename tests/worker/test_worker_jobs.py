@@ -25,7 +25,7 @@ from latsep.jobs import (
     reap_abandoned,
 )
 from latsep.settings import Settings
-from latsep.worker.engine import Engine
+from latsep.worker.routing import Engine
 from latsep.worker.runner import LatsepWorker, run_worker
 
 SHORT = 0.25

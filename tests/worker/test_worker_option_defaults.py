@@ -14,7 +14,7 @@ from worker_support import ToyBundle, mixture
 from latsep.jobs import JobStore, SeparationOptions
 from latsep.settings import Settings
 from latsep.worker import pipeline
-from latsep.worker.engine import Engine, LoadedBundle
+from latsep.worker.routing import Engine, LoadedBundle
 
 SHORT = 0.25
 TUNED = {"lass": {"num_candidates": 3, "likelihood_weight": 4.0, "top_k": 5}}

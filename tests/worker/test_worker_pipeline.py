@@ -18,7 +18,7 @@ from latsep.jobs import SEED_MAX, SeparationOptions
 from latsep.models.metrics import bss_sdr
 from latsep.models.separation import Separator
 from latsep.worker import pipeline
-from latsep.worker.engine import Engine, LoadedBundle, UnservableRequest
+from latsep.worker.routing import Engine, LoadedBundle, UnservableRequest
 
 SHORT = 0.25  # seconds: ~345 tokens of the tiny codec, a second or two of sampling
 

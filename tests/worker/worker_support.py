@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latsep.models.bundle.defaults import defaults_for
+from latsep.bundle.defaults import defaults_for
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.likelihood import ChainLikelihood, CountLikelihood, MarginalLikelihood
 from latsep.models.prior.markov import MarkovPrior
-from latsep.worker.engine import Engine, LoadedBundle
+from latsep.worker.routing import Engine, LoadedBundle
 
 
 class ToyBundle:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "mixture = plain sum) with each method and 2/3 sources, and write results.json, "
         "results.md, sdr.png and spectrogram.png to --out. Per-chunk results are cached in "
         "--out/chunks.jsonl: run the same command again to continue an interrupted run. "
-        "Sampler settings left out use the per-method defaults (latsep.bench.config).",
+        "Sampler settings left out use the per-method defaults (latsep.evaluation.config).",
     )
     parser.add_argument("--bundles", type=Path, required=True, help="a bundle or a dir of them")
     parser.add_argument("--corpus", type=Path, required=True, help="corpus root (index.json)")
@@ -78,8 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latsep.bench import BenchConfig, Overrides, run_bench
-    from latsep.models.bundle import BundleError
+    from latsep.bundle import BundleError
+    from latsep.evaluation import BenchConfig, Overrides, run_bench
 
     if args.chunks < 1 or args.threads < 1 or args.seconds <= 0:
         print("--chunks and --threads must be >= 1, --seconds > 0", file=sys.stderr)

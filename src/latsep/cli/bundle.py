@@ -22,7 +22,7 @@ from pathlib import Path
 
 from latsep.methods import LATENT_METHODS, METHODS
 
-# The fields of latsep.models.bundle.defaults.DEFAULT_FIELDS (not imported: it pulls in torch).
+# The fields of latsep.bundle.defaults.DEFAULT_FIELDS (not imported: it pulls in torch).
 FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
 
 
@@ -107,8 +107,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from latsep.models.bundle import BundleError
-    from latsep.models.bundle.manifest import validate_manifest
+    from latsep.bundle import BundleError
+    from latsep.bundle.manifest import validate_manifest
 
     path = args.bundle_dir / "manifest.json"
     try:
@@ -137,7 +137,7 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_set_defaults(args: argparse.Namespace) -> int:
-    from latsep.models.bundle import BundleError, set_separation_defaults
+    from latsep.bundle import BundleError, set_separation_defaults
 
     values = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
     if args.no_top_k:
@@ -160,7 +160,7 @@ def run_set_defaults(args: argparse.Namespace) -> int:
 
 
 def run_set_likelihood(args: argparse.Namespace) -> int:
-    from latsep.models.bundle import BundleError, set_likelihood
+    from latsep.bundle import BundleError, set_likelihood
 
     try:
         sigmas = None
@@ -175,9 +175,9 @@ def run_set_likelihood(args: argparse.Namespace) -> int:
 
 
 def run_fit_latent_sigma(args: argparse.Namespace) -> int:
-    from latsep.models.bundle import BundleError, load_bundle, set_likelihood
-    from latsep.models.train.count_building import fit_latent_sigma
-    from latsep.models.train.data import StemStore
+    from latsep.bundle import BundleError, load_bundle, set_likelihood
+    from latsep.training.count_building import fit_latent_sigma
+    from latsep.training.data import StemStore
 
     try:
         bundle = load_bundle(args.bundle_dir, device="cpu")

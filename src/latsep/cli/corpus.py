@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _build(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from latsep.models.data import BuildConfig, build_corpus
+    from latsep.corpus import BuildConfig, build_corpus
 
     if args.minutes <= 0 or args.workers < 1:
         print("--minutes must be positive and --workers at least 1", file=sys.stderr)
@@ -101,7 +101,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from latsep.models.data.stats import corpus_stats
+    from latsep.corpus.stats import corpus_stats
 
     try:
         print(json.dumps(corpus_stats(args.root, audio=args.audio), indent=1))

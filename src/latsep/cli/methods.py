@@ -23,10 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from latsep.bundle import BundleError
     from latsep.methods import DEFAULT_METHOD
-    from latsep.models.bundle import BundleError
     from latsep.settings import expand_bundle_paths, get_settings
-    from latsep.worker.engine import Engine
+    from latsep.worker.routing import Engine
 
     settings = get_settings()
     paths = expand_bundle_paths(args.bundle) if args.bundle else settings.bundle_paths()

@@ -104,11 +104,11 @@ def run(args: argparse.Namespace) -> int:
         args.file = args.file[0]
         return separate_remote(args)
     from latsep.audio import AudioError, write_audio
+    from latsep.bundle import BundleError
     from latsep.jobs import SeparationOptions
-    from latsep.models.bundle import BundleError
     from latsep.settings import expand_bundle_paths, get_settings
     from latsep.worker import pipeline
-    from latsep.worker.engine import Engine, UnservableRequest
+    from latsep.worker.routing import Engine, UnservableRequest
 
     settings = get_settings()
     paths = expand_bundle_paths(args.bundle) if args.bundle else settings.bundle_paths()

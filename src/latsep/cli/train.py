@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from latsep.models.train import Pipeline, load_config, resolve_device
+    from latsep.training import Pipeline, load_config, resolve_device
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.threads:

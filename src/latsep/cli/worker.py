@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    from latsep.models.bundle import BundleError
+    from latsep.bundle import BundleError
 
     redis = connect(settings.effective_redis_url, **settings.redis_timeouts())
     try:

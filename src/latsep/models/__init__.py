@@ -1,4 +1,5 @@
-"""The science: codec, priors, likelihoods, separation, training, data, metrics.
+"""The science: codec, priors, likelihoods, separation (and its method registry), metrics.
 
-torch/numpy only. Never imports latsep.service or latsep.worker, nor FastAPI, rq or argparse.
+torch/numpy only. Imports none of the parts built on it (bundle, corpus, training,
+evaluation) nor the service side, FastAPI, rq or argparse (tests/test_import_direction.py).
 """

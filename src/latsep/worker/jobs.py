@@ -19,7 +19,7 @@ from latsep.audio import AudioError, encode_audio
 from latsep.jobs import JobStore
 from latsep.jobs.limits import DecodeLimits
 from latsep.worker import pipeline, runtime
-from latsep.worker.engine import UnservableRequest
+from latsep.worker.routing import UnservableRequest
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from latsep.audio import load_audio, load_upload
 from latsep.audio.io import AudioSource
 from latsep.jobs import JobResult, OracleResult, ResolvedOptions, SeparationOptions
 from latsep.jobs.limits import DecodeLimits
-from latsep.worker.engine import Engine
+from latsep.worker.routing import Engine
 
 # progress(fraction 0..1, stage name); may raise to abort (cancellation).
 ProgressFn = Callable[[float, str], None]

@@ -35,8 +35,8 @@ from latsep.jobs import (
 )
 from latsep.settings import Settings, expand_bundle_paths
 from latsep.worker import runtime
-from latsep.worker.engine import Engine
 from latsep.worker.jobs import CANCELED_STAGE, JobCanceled
+from latsep.worker.routing import Engine
 
 log = logging.getLogger(__name__)
 

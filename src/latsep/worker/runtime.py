@@ -14,7 +14,7 @@ from redis import Redis
 
 from latsep.jobs import JobStore
 from latsep.settings import Settings, get_settings
-from latsep.worker.engine import Engine
+from latsep.worker.routing import Engine
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch
 
 from latsep.audio import SAMPLE_RATE, resample
 from latsep.audio.io import Upload
-from latsep.models.data.levels import active_rms
+from latsep.audio.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.blocks import (
     BLOCK_FRAMES,

@@ -1,0 +1,25 @@
+"""Bundles: a trained codec, priors and count tables as data (manifest + safetensors/npz)."""
+
+from latsep.bundle.bundle import Bundle
+from latsep.bundle.collection import find_bundles, load_bundles
+from latsep.bundle.defaults import DEFAULT_FIELDS
+from latsep.bundle.manifest import FORMAT_VERSION, BundleError
+from latsep.bundle.store import (
+    load_bundle,
+    save_bundle,
+    set_likelihood,
+    set_separation_defaults,
+)
+
+__all__ = [
+    "DEFAULT_FIELDS",
+    "FORMAT_VERSION",
+    "Bundle",
+    "BundleError",
+    "find_bundles",
+    "load_bundle",
+    "load_bundles",
+    "save_bundle",
+    "set_likelihood",
+    "set_separation_defaults",
+]

@@ -1,0 +1,130 @@
+"""The bundle manifest: format constants, what each codec kind serves, and validation.
+
+A bundle is data, not code: manifest.json plus safetensors (weights) and npz (count
+tables) files, each listed with its sha256 so a truncated, swapped or tampered file is
+refused at load time.
+
+Format versions: 1 stored tables as int64 COO safetensors and weights in fp32; 2 stores
+tables as compressed npz of the smallest integer types that hold them and weights in fp16
+(the quantizer in fp32). Both are read; save writes version 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from latsep.bundle.defaults import check_separation_defaults
+from latsep.methods import METHOD_TABLE, METHODS_BY_CODEC
+
+FORMAT = "latsep-bundle"
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+MANIFEST = "manifest.json"
+CODEC_FILE = "codec.safetensors"
+DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
+
+PAIR_TABLE = "lass"  # the joint table of a pair: LASS's, read by every table method
+TABLE_KINDS = (PAIR_TABLE, "chain", "marginal")
+
+
+class BundleError(Exception):
+    """A bundle that is missing, corrupt, or does not match what the caller needs."""
+
+
+def prior_file(source: str) -> str:
+    return f"prior-{source}.safetensors"
+
+
+def table_file(name: str, version: int = FORMAT_VERSION) -> str:
+    kind, sources = split_table_name(name)
+    suffix = "safetensors" if version == 1 else "npz"
+    return f"tables/{kind}-{'+'.join(sources)}.{suffix}"
+
+
+def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
+    """ "lass:bass+drums" → ("lass", ("bass", "drums"))."""
+    kind, sep, rest = name.partition(":")
+    sources = tuple(rest.split("+")) if rest else ()
+    if not sep or kind not in TABLE_KINDS or len(sources) < 2 or "" in sources:
+        raise BundleError(f"malformed table name {name!r}")
+    return kind, sources
+
+
+def served_methods(kind: str, table_names: list[str]) -> tuple[str, ...]:
+    """The methods a bundle of codec `kind` with these tables can serve."""
+    has_pair = any(split_table_name(n)[0] == PAIR_TABLE for n in table_names)
+    return tuple(m for m in METHODS_BY_CODEC[kind] if METHOD_TABLE[m].tableless or has_pair)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> None:
+    """Structural checks and file hashes; raises BundleError with the first problem found."""
+    where = f"bundle {root}"
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}: manifest.json is not a JSON object")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{where}: not a latsep bundle (format {manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise BundleError(
+            f"{where}: format_version {version!r} is not supported (this latsep reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))}); retrain or convert the bundle"
+        )
+    for key in ("sample_rate", "hop_length", "num_tokens", "sources", "codec", "priors",
+                "tables", "methods", "files"):  # fmt: skip
+        if key not in manifest:
+            raise BundleError(f"{where}: manifest has no {key!r}")
+    if sample_rate is not None and manifest["sample_rate"] != sample_rate:
+        raise BundleError(
+            f"{where}: sample rate {manifest['sample_rate']} Hz, expected {sample_rate} Hz"
+        )
+    kind = manifest["codec"].get("kind")
+    if kind not in METHODS_BY_CODEC:
+        raise BundleError(f"{where}: unknown codec kind {kind!r}")
+    sources = manifest["sources"]
+    if not isinstance(sources, list) or len(sources) < 2 or len(set(sources)) != len(sources):
+        raise BundleError(f"{where}: sources must be a list of at least two distinct names")
+    if set(manifest["priors"]) != set(sources):
+        raise BundleError(f"{where}: priors {sorted(manifest['priors'])} != sources {sources}")
+    for name in manifest["tables"]:
+        _, table_sources = split_table_name(name)
+        if not set(table_sources) <= set(sources):
+            raise BundleError(f"{where}: table {name!r} names a source the bundle lacks")
+    expected = served_methods(kind, list(manifest["tables"]))
+    unknown = set(manifest["methods"]) - set(expected)
+    if unknown:
+        raise BundleError(
+            f"{where}: claims methods {sorted(unknown)} that a {kind!r} codec with tables "
+            f"{sorted(manifest['tables'])} cannot serve"
+        )
+    try:
+        check_separation_defaults(
+            manifest.get("separation_defaults", {}),
+            manifest["methods"],
+            has_chain=any(split_table_name(n)[0] == "chain" for n in manifest["tables"]),
+        )
+    except ValueError as exc:
+        raise BundleError(f"{where}: {exc}") from exc
+    needed = {CODEC_FILE, *(prior_file(s) for s in sources)}
+    needed |= {table_file(n, version) for n in manifest["tables"]}
+    files = manifest["files"]
+    missing_entries = needed - set(files)
+    if missing_entries:
+        raise BundleError(f"{where}: manifest lists no hash for {sorted(missing_entries)}")
+    for relative, digest in files.items():
+        path = root / relative
+        if ".." in Path(relative).parts or Path(relative).is_absolute():
+            raise BundleError(f"{where}: file path {relative!r} leaves the bundle")
+        if not path.is_file():
+            raise BundleError(f"{where}: missing file {relative}")
+        if sha256_of(path) != digest:
+            raise BundleError(f"{where}: {relative} does not match its sha256 (corrupt or edited)")
