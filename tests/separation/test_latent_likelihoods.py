@@ -249,3 +249,39 @@ def test_the_pipeline_observes_each_steps_latent_across_windows(method):
     for t in range(steps):
         expected += bound.log_prob(tokens[:, 0, t], tokens[:, 1, t], torch.tensor(t))
     torch.testing.assert_close(result.log_scores, expected)
+
+
+def dense_problem(seed, rows=4, k=6, spread=1.0):
+    """A DenseLogBase and the same W as a CodeBase whose codes are the pairs (the reference)."""
+    from latsep.models.likelihood.pair_slice import CodeBase, dense_log_slice
+
+    g = torch.Generator().manual_seed(seed)
+    logs = spread * torch.randn(k, k, generator=g, dtype=torch.float64)
+    dense = dense_log_slice(logs, rows).base
+    offsets = torch.full((rows,), float(logs.max()), dtype=torch.float64)
+    reference = CodeBase(torch.arange(k * k).view(k, k), logs.reshape(-1), offsets)
+    return dense, reference, g
+
+
+@pytest.mark.parametrize("spread", [1.0, 300.0])
+def test_the_dense_log_base_is_the_code_base_over_pairs(spread):
+    """Row sums, gathers, matrices and reachable offsets of the dense table equal those of a
+    CodeBase over pairs, with restricted supports and a range of thousands of nats."""
+    dense, reference, g = dense_problem(0, spread=spread)
+    k = 6
+    v = torch.rand(4, k, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(dense.row_sums(v), reference.row_sums(v), rtol=1e-9, atol=0.0)
+    a, b = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    torch.testing.assert_close(dense.log_gather(a, b), reference.log_gather(a, b))
+    torch.testing.assert_close(dense.matrix(2), reference.matrix(2))
+    codes = torch.arange(k).expand(4, k)
+    left = torch.rand(4, k, generator=g, dtype=torch.float64) + 0.1
+    right = left.flip(1).clone()
+    left[1, 2:] = 0.0  # row 1 reaches codes {0, 1} on the left only
+    right[3, :5] = 0.0  # row 3 reaches code 5 on the right only
+    narrowed = dense.reachable(codes, left, codes, right)
+    expected = reference.reachable(codes, left, codes, right)
+    torch.testing.assert_close(narrowed.offsets, expected.offsets)
+    torch.testing.assert_close(narrowed.row_sums(v), expected.row_sums(v), rtol=1e-9, atol=0.0)
+    grid = codes[:, :, None], codes[:, None, :]
+    torch.testing.assert_close(narrowed.gather(*grid), expected.gather(*grid))

@@ -11,15 +11,16 @@ what this form scores directly.
 
 The observation of step t is its index t into the latents this likelihood was built for
 (`GaussianLikelihood.observing`); the samplers and the beam hand it over as the step's
-"target" like a mixture token. Per step the K×K table of log L is one outer sum plus a fixed
-matrix, since ‖m - ½(e_a + e_b)‖² = ‖m‖² - m·e_a - m·e_b + ¼(‖e_a‖² + ‖e_b‖²) + ½ e_a·e_b.
+"target" like a mixture token. Since ‖m - ½(e_a + e_b)‖² = ‖m‖² - m·e_a - m·e_b +
+¼(‖e_a‖² + ‖e_b‖²) + ½ e_a·e_b, a step's K×K table of log L is two terms per code added to a
+cached pair term -e_a·e_b/4σ² (`DenseLogBase`: no gather, no logarithm per step).
 """
 
 from __future__ import annotations
 
 import torch
 
-from latsep.models.likelihood.pair_slice import PairSlice, code_slice
+from latsep.models.likelihood.pair_slice import PairSlice, dense_log_slice
 
 
 class LatentGaussianLikelihood:
@@ -41,13 +42,12 @@ class LatentGaussianLikelihood:
         self.codebook = codebook
         self.latents = latents
         self.sigma = float(sigma)
-        k = codebook.shape[0]
         sq = (codebook * codebook).sum(1)
+        self._sq_norms = sq
+        self._gram = codebook @ codebook.T  # (K, K)
         # ¼‖e_a + e_b‖², (K, K): the part of the distance that does not depend on m.
-        self._pair_norms = 0.25 * (sq[:, None] + sq[None, :] + 2.0 * codebook @ codebook.T)
-        # Each pair (a, b) is its own "code" of CodeBase: the per-row rescaling and the
-        # log-space grids then work as they do for the token form.
-        self._pair_codes = torch.arange(k * k).view(k, k)
+        self._pair_norms = 0.25 * (sq[:, None] + sq[None, :] + 2.0 * self._gram)
+        self._pair_terms: dict[float, torch.Tensor] = {}
 
     @property
     def num_tokens(self) -> int:
@@ -72,9 +72,21 @@ class LatentGaussianLikelihood:
 
     def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
         """L(m_t | a, b)^weight for one shared step t, scaled per row like the token form
-        (the best pair of all has weight 1; the samplers narrow it to the reachable pairs)."""
+        (the best pair of all has weight 1; the samplers narrow it to the reachable pairs):
+        log L^w(a, b) = left[a] + right[b] + pair[a, b] with c = w/2σ²,
+        left[a] = c(m·e_a - ¼‖e_a‖² - ‖m‖²), right[b] = c(m·e_b - ¼‖e_b‖²), pair = -½c e_a·e_b."""
         t = int(targets[0])
         if not bool((targets == t).all()):
             raise ValueError("LatentGaussianLikelihood slices one step per call")
-        log_values = self.log_table(t, weight).reshape(-1)  # (K²,) over pairs
-        return code_slice(self._pair_codes, log_values, targets.shape[0], float(log_values.max()))
+        c = float(weight) / (2 * self.sigma**2)
+        m = self.latents[t]
+        right = c * (self.codebook @ m - 0.25 * self._sq_norms)  # (K,)
+        left = right - c * float(m @ m)
+        logs = (left[:, None] + right[None, :]).add_(self._pair_term(float(weight)))
+        return dense_log_slice(logs, targets.shape[0])
+
+    def _pair_term(self, weight: float) -> torch.Tensor:
+        """-½c e_a·e_b (K, K) for this weight: the same at every step."""
+        if weight not in self._pair_terms:
+            self._pair_terms[weight] = -0.5 * weight / (2 * self.sigma**2) * self._gram
+        return self._pair_terms[weight]

@@ -14,7 +14,7 @@ Shapes: C rows (candidates or beams), E sparse entries per row, K codes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -107,22 +107,22 @@ _ROW_SUM_RTOL = 1e-9
 _EXACT_VALUES = 1 << 22
 
 
-@dataclass(frozen=True)
-class CodeBase:
-    """base_c(a, b) = exp(log_values[codes[a, b]] − offsets[c]): a function of one code per
-    pair (the Gaussian likelihood), scaled per row so that it cannot underflow.
+class _LogScaled:
+    """A base known by its true log W (`log_gather`), scaled per row by `offsets` (C,) so that
+    it cannot underflow: base_c = exp(log W − offsets[c]), clipped at 1. `reachable` sets each
+    row's offset to the largest log W over the pairs its supports can reach, so the best
+    reachable pair has base 1 and a step never looks impossible (the maximum over all pairs
+    can sit thousands of nats above every reachable one). Only unreachable pairs (zero prior
+    weight) can exceed the offset, hence the clip."""
 
-    log_values are the true log W per code; offsets (C,) the per-row log scale. `reachable`
-    sets each row's offset to the largest log W over the pairs its supports can reach, so the
-    best reachable pair has base 1 and a step never looks impossible (the maximum over all
-    codes, at y itself, can sit thousands of nats above every reachable pair). Exponents are
-    clipped at 0: only unreachable pairs (zero prior weight) can exceed the offset.
-    """
-
-    codes: torch.Tensor  # (K, K) long
-    log_values: torch.Tensor  # (K,) float64
     offsets: torch.Tensor  # (C,) float64
-    is_zero: bool = False
+
+    @property
+    def num_codes(self) -> int:
+        raise NotImplementedError
+
+    def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def _row_offsets(self, ndim: int) -> torch.Tensor:
         return self.offsets.view(-1, *([1] * (ndim - 1)))
@@ -131,6 +131,66 @@ class CodeBase:
         """Row-aligned: the broadcast of a and b has the C rows first."""
         logs = self.log_gather(a, b)
         return (logs - self._row_offsets(logs.dim())).clamp(max=0.0).exp()
+
+    def reachable(
+        self,
+        left_codes: torch.Tensor,
+        left_values: torch.Tensor,
+        right_codes: torch.Tensor,
+        right_values: torch.Tensor,
+    ) -> Any:
+        """This base with offsets = max log W over the pairs (a, b) with positive weight on
+        both sides. left_codes (C, ka) and left_values (C, ka) > 0 where reachable; same on
+        the right."""
+        rows, ka = left_codes.shape
+        kb = right_codes.shape[1]
+        k = self.num_codes
+        if ka == k and kb == k:
+            # Unrestricted supports (no top-k): a row with every weight positive reaches every
+            # pair and keeps the overall maximum; only the other rows need the (ka, kb) grid.
+            full = (left_values > 0).all(1) & (right_values > 0).all(1)
+            if bool(full.all()):
+                return self
+            if bool(full.any()):
+                part = (~full).nonzero().squeeze(1)
+                narrowed = replace(self, offsets=self.offsets[part]).reachable(  # type: ignore[type-var]
+                    left_codes[part], left_values[part], right_codes[part], right_values[part]
+                )
+                offsets = self.offsets.clone()
+                offsets[part] = narrowed.offsets
+                return replace(self, offsets=offsets)  # type: ignore[type-var]
+        if rows * ka * kb <= _GRID_VALUES:
+            logs = self.log_gather(left_codes[:, :, None], right_codes[:, None, :])  # (C, ka, kb)
+            ok = (left_values > 0)[:, :, None] & (right_values > 0)[:, None, :]
+            offsets = logs.masked_fill(~ok, float("-inf")).amax((1, 2))
+        else:  # one row at a time; a row that reaches every pair keeps the overall maximum
+            offsets = self.offsets.clone()
+            for row in range(rows):
+                a = left_codes[row][left_values[row] > 0]
+                b = right_codes[row][right_values[row] > 0]
+                if a.numel() == k and b.numel() == k:
+                    continue
+                step = max(1, _GRID_VALUES // max(1, b.numel()))
+                offsets[row] = max(
+                    float(self.log_gather(a[i : i + step, None], b[None, :]).max())
+                    for i in range(0, a.numel(), step)
+                )
+        return replace(self, offsets=offsets)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class CodeBase(_LogScaled):
+    """base_c(a, b) = exp(log_values[codes[a, b]] − offsets[c]): a function of one code per
+    pair (the Gaussian likelihood on codewords), scaled per row (see `_LogScaled`)."""
+
+    codes: torch.Tensor  # (K, K) long
+    log_values: torch.Tensor  # (K,) float64
+    offsets: torch.Tensor  # (C,) float64
+    is_zero: bool = False
+
+    @property
+    def num_codes(self) -> int:
+        return self.codes.shape[0]
 
     def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """The true log W(a, b), no offset, no clipping."""
@@ -153,51 +213,53 @@ class CodeBase:
             out[row] = v[row] @ self.matrix(row).T
         return out
 
-    def reachable(
-        self,
-        left_codes: torch.Tensor,
-        left_values: torch.Tensor,
-        right_codes: torch.Tensor,
-        right_values: torch.Tensor,
-    ) -> CodeBase:
-        """Offsets = max log W over the pairs (a, b) with positive weight on both sides.
 
-        left_codes (C, ka) and left_values (C, ka) > 0 where reachable; same on the right.
-        """
-        rows, ka = left_codes.shape
-        kb = right_codes.shape[1]
-        k = self.codes.shape[0]
-        if ka == k and kb == k:
-            # Unrestricted supports (no top-k): a row with every weight positive reaches every
-            # pair and keeps the image maximum; only the other rows need the (ka, kb) grid.
-            full = (left_values > 0).all(1) & (right_values > 0).all(1)
-            if bool(full.all()):
-                return self
-            if bool(full.any()):
-                part = (~full).nonzero().squeeze(1)
-                narrowed = CodeBase(self.codes, self.log_values, self.offsets[part]).reachable(
-                    left_codes[part], left_values[part], right_codes[part], right_values[part]
-                )
-                offsets = self.offsets.clone()
-                offsets[part] = narrowed.offsets
-                return CodeBase(self.codes, self.log_values, offsets)
-        if rows * ka * kb <= _GRID_VALUES:
-            logs = self.log_gather(left_codes[:, :, None], right_codes[:, None, :])  # (C, ka, kb)
-            ok = (left_values > 0)[:, :, None] & (right_values > 0)[:, None, :]
-            offsets = logs.masked_fill(~ok, float("-inf")).amax((1, 2))
-        else:  # one row at a time; a row that reaches every pair keeps the image maximum
-            offsets = self.offsets.clone()
-            for row in range(rows):
-                a = left_codes[row][left_values[row] > 0]
-                b = right_codes[row][right_values[row] > 0]
-                if a.numel() == k and b.numel() == k:
-                    continue
-                step = max(1, _GRID_VALUES // max(1, b.numel()))
-                offsets[row] = max(
-                    float(self.log_gather(a[i : i + step, None], b[None, :]).max())
-                    for i in range(0, a.numel(), step)
-                )
-        return CodeBase(self.codes, self.log_values, offsets)
+@dataclass(frozen=True)
+class DenseLogBase(_LogScaled):
+    """base_c(a, b) = exp(logs[a, b] − offsets[c]): a dense table of log W (the Gaussian on a
+    continuous latent, where every pair has its own value), scaled per row (see
+    `_LogScaled`). Like a `CodeBase` whose codes are the pairs themselves, without the
+    (K, K) gather per step."""
+
+    logs: torch.Tensor  # (K, K) float64, the true log W
+    offsets: torch.Tensor  # (C,) float64
+    is_zero: bool = False
+
+    @property
+    def num_codes(self) -> int:
+        return self.logs.shape[0]
+
+    def log_gather(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return _flat_gather(self.logs, a, b)
+
+    def matrix(self, row: int = 0) -> torch.Tensor:
+        return (self.logs - float(self.offsets[row])).clamp(max=0.0).exp()
+
+    def row_sums(self, v: torch.Tensor) -> torch.Tensor:
+        """One (C, K) × (K, K) product at the largest offset, rescaled per row; rows whose
+        offset lies more than _SHARED_RANGE nats below it get their own product."""
+        reference = float(self.offsets.max())
+        out = (v @ self.matrix(int(self.offsets.argmax())).T) * (reference - self.offsets).exp()[
+            :, None
+        ]
+        for row in (reference - self.offsets > _SHARED_RANGE).nonzero().flatten().tolist():
+            out[row] = v[row] @ self.matrix(row).T
+        return out
+
+
+def dense_log_slice(logs: torch.Tensor, rows: int) -> PairSlice:
+    """W(a, b) = exp(logs[a, b]) (K, K) for `rows` rows sharing one output, no sparse part,
+    every row scaled by the largest log W (the samplers narrow it to the pairs their
+    supports reach)."""
+    offsets = torch.full((rows,), float(logs.max()), dtype=torch.float64)
+    empty = torch.zeros(rows, 0, dtype=torch.long)
+    return PairSlice(
+        base=DenseLogBase(logs, offsets),
+        a=empty,
+        b=empty,
+        delta=torch.zeros(rows, 0, dtype=torch.float64),
+        log_offset=offsets,
+    )
 
 
 # CodeBase: rows whose offset is this far (nats) below the largest get their own product.
@@ -237,7 +299,7 @@ class PairSlice:
 
     def log_grid(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """log W_true over supports left (C, ka), right (C, kb): (C, ka, kb), -inf where 0."""
-        if isinstance(self.base, CodeBase):  # exact in log space: never underflows
+        if isinstance(self.base, _LogScaled):  # exact in log space: never underflows
             return self.base.log_gather(left[:, :, None], right[:, None, :])
         offset = torch.as_tensor(self.log_offset, dtype=torch.float64).reshape(-1, 1, 1)
         return self.grid(left, right).log() + offset
