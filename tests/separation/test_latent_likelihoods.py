@@ -285,3 +285,22 @@ def test_the_dense_log_base_is_the_code_base_over_pairs(spread):
     torch.testing.assert_close(narrowed.row_sums(v), expected.row_sums(v), rtol=1e-9, atol=0.0)
     grid = codes[:, :, None], codes[:, None, :]
     torch.testing.assert_close(narrowed.gather(*grid), expected.gather(*grid))
+
+
+def test_a_hybrid_step_no_pair_can_make_falls_back_to_the_priors():
+    """Counts that never saw y_t and no smoothing: every pair is impossible, whatever the
+    latent says; the step is drawn from the priors alone and flagged, as for the token form."""
+    g = torch.Generator().manual_seed(5)
+    counts = torch.zeros(4, 4, 4, dtype=torch.float64)
+    counts[:, :, 1] = 1.0  # only output 1 was ever seen
+    codebook = torch.randn(4, 2, generator=g, dtype=torch.float64)
+    likelihood = LatentCountLikelihood(
+        CountLikelihood(counts, 0.0),
+        LatentGaussianLikelihood(codebook, 0.5, torch.zeros(1, 2)),
+        torch.tensor([2]),  # the mixture's token: never an output
+    )
+    priors = random_priors(2, 4, g)
+    result = separate("hybrid", priors, likelihood, torch.tensor([0]), num_candidates=DRAWS)
+    assert bool((result.fallback_steps == 1).all())
+    p1, p2 = (prior_probs(p) for p in priors)
+    assert_samples_match(flat_index(result.tokens[:, :, 0], 4), (p1[:, None] * p2).numpy())

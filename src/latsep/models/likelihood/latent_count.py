@@ -8,7 +8,7 @@ alone cannot. σ here is a tuning knob, not a fit: the product counts the same e
 twice where the two agree, so the latent term is flattened (σ well above the lqvae fit).
 Observations are step indices t into one mixture's tokens and latents, as for
 `LatentGaussianLikelihood`; per step the K×K table is dense (the count slice made dense,
-times the Gaussian), handed to the samplers as a `CodeBase` over pairs.
+times the Gaussian), handed to the samplers as a `DenseLogBase`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
-from latsep.models.likelihood.pair_slice import PairSlice, code_slice
+from latsep.models.likelihood.pair_slice import PairSlice, code_slice, dense_log_slice
 
 
 class LatentCountLikelihood:
@@ -71,8 +71,8 @@ class LatentCountLikelihood:
         t = int(targets[0])
         if not bool((targets == t).all()):
             raise ValueError("LatentCountLikelihood slices one step per call")
-        log_values = self.log_table(t, weight).reshape(-1)  # (K²,) over pairs
-        best = float(log_values.max())
-        if not best > float("-inf"):  # every pair impossible: the samplers fall back
-            best = 0.0
-        return code_slice(self._pair_codes, log_values, targets.shape[0], best)
+        logs = self.log_table(t, weight)
+        if not float(logs.max()) > float("-inf"):  # every pair impossible: the samplers fall back
+            logs = torch.zeros_like(logs).log()
+            return code_slice(self._pair_codes, logs.reshape(-1), targets.shape[0], 0.0)
+        return dense_log_slice(logs, targets.shape[0])
