@@ -29,7 +29,7 @@ def main() -> None:
     from latsep.models.separation.chunks import decode_tokens
     from latsep.models.separation.consistency import wiener_stems
     from latsep.models.separation.engine import separate, step_sampler
-    from latsep.models.separation.pipeline import level_gain, observe_mixture
+    from latsep.models.separation.observation import level_gain, observe_mixture
     from latsep.models.separation.refine import gibbs_sweeps
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

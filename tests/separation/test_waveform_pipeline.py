@@ -240,7 +240,7 @@ def test_window_validation_and_context():
 
 def test_level_normalisation_brings_the_mean_to_the_nominal_level():
     from latsep.audio.levels import active_rms
-    from latsep.models.separation.pipeline import level_gain
+    from latsep.models.separation.observation import level_gain
 
     rng = np.random.default_rng(0)
     mixture = rng.standard_normal(22050) * 10 ** (-50 / 20)  # a very quiet upload

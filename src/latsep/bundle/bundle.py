@@ -15,7 +15,7 @@ from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.codec import Codec
 from latsep.models.likelihood import Backoff
 from latsep.models.prior.transformer import TransformerPrior
-from latsep.models.separation.pipeline import NOMINAL_STEM_DBFS
+from latsep.models.separation.observation import NOMINAL_STEM_DBFS
 from latsep.models.separation.registry import MODELS, Tables
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]

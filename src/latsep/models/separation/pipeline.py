@@ -19,7 +19,6 @@ import torch
 
 from latsep.audio import SAMPLE_RATE, resample
 from latsep.audio.io import Upload
-from latsep.audio.levels import active_rms
 from latsep.models.prior.protocol import Prior
 from latsep.models.separation.blocks import (
     BLOCK_FRAMES,
@@ -33,8 +32,6 @@ from latsep.models.separation.chunks import (
     codec_device,
     decode_rows,
     decode_tokens,
-    encode_latents,
-    encode_samples,
 )
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.engine import separate
@@ -46,18 +43,13 @@ from latsep.models.separation.masks import (
     masks_from_power,
     segment_power,
 )
+from latsep.models.separation.observation import level_gain, observe_mixture
 from latsep.models.separation.result import Separation
 
 logger = logging.getLogger(__name__)
 
 CONSISTENCIES = ("wiener", "ensemble", "none")
-# The level the models were trained around, per stem: the corpus renders stems at −26 to −16
-# dBFS active RMS (±6 dB more in training); the median of its valid chunks is −22.5 dBFS,
-# so the mean of n sources sits near −22.5 − 10·log10(n) (−25.5 dBFS measured for 2 sources,
-# −27.0 for 3). Uploads come at any level; tokens depend on it.
-NOMINAL_STEM_DBFS = -22.5
 _SEARCH_SHARE, _DECODE_SHARE = 0.8, 0.15  # of the progress fraction; masks take the rest
-_MAX_LEVEL_GAIN_DB = 40.0  # never lift near-silence into the models' range
 _CONTEXT_ATTRIBUTES = ("context", "context_length", "max_context", "block_size", "max_len")
 
 StagesFn = Callable[[str, int, int], None]
@@ -131,21 +123,6 @@ def _windows(
             f"({context})"
         )
     return window_tokens, prefix_tokens
-
-
-def level_gain(mixture: np.ndarray, num_sources: int, stem_dbfs: float | None) -> float:
-    """The gain that brings the mean of the sources (mixture / n) to the nominal level of a
-    mean of n stems at `stem_dbfs` (active RMS); 1 when None or the mixture is silent."""
-    if stem_dbfs is None:
-        return 1.0
-    level = active_rms(mixture / num_sources)
-    if level <= 0.0:
-        return 1.0
-    target_db = stem_dbfs - 10.0 * np.log10(num_sources)
-    gain_db = float(
-        np.clip(target_db - 20.0 * np.log10(level), -_MAX_LEVEL_GAIN_DB, _MAX_LEVEL_GAIN_DB)
-    )
-    return float(10.0 ** (gain_db / 20.0))
 
 
 def separate_waveform(
@@ -281,25 +258,6 @@ def separate_waveform(
         input_gain=gain,
         upload_stems=upload_stems,
     )
-
-
-def observe_mixture(
-    codec: Codec, likelihood: object, mixture: np.ndarray, gain: float, n: int, bf16: bool
-) -> tuple[torch.Tensor, object]:
-    """What the likelihood observes of gain · mixture / n (the models see the mean of the
-    sources), zero-padded to a multiple of the hop: its tokens (T,), and the likelihood as
-    given; or, for one that also scores the continuous latent (lqvae or hybrid with a
-    `latent_sigma`), the step indices 0 .. T-1 and the likelihood bound to this mixture's
-    tokens and latents."""
-    hop = int(codec.hop_length)
-    padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
-    padded[: len(mixture)] = gain * mixture / n
-    tokens = encode_samples(codec, padded, bf16)
-    if getattr(likelihood, "latent_sigma", None) is None:
-        return tokens, likelihood
-    latents = encode_latents(codec, padded, bf16)
-    observed = likelihood.observing(tokens, latents)  # type: ignore[attr-defined]
-    return torch.arange(latents.shape[0]), observed
 
 
 def _search_windows(
