@@ -6,7 +6,7 @@ and the reaper of abandoned jobs. `latsep.service` and `latsep.worker` both impo
 package and never each other; it imports neither of them, nor torch (the API image has none).
 """
 
-from latsep.jobs.capabilities import BundleInfo, WorkerInfo
+from latsep.jobs.capabilities import BundleInfo, WorkerInfo, first_serving
 from latsep.jobs.options import (
     GLOBAL_DEFAULTS,
     SEED_MAX,
@@ -54,6 +54,7 @@ __all__ = [
     "connect",
     "enqueue_separation",
     "fetch_job",
+    "first_serving",
     "job_state",
     "latsep_queues",
     "make_queue",

@@ -48,6 +48,13 @@ class BundleInfo(BaseModel):
         return dict(self.separation_defaults.get(method, {}).get(str(num_sources), {}))
 
 
+def first_serving(bundles: Sequence[BundleInfo], method: str, sources: Sequence[str]) -> int | None:
+    """Index of the first bundle serving `method` for exactly this set of sources, or None:
+    the one routing rule, the API's (which bundle's defaults a request gets) and the
+    worker's (which bundle separates it)."""
+    return next((i for i, b in enumerate(bundles) if b.serves(method, sources)), None)
+
+
 class WorkerInfo(BaseModel):
     """A live worker's registration: refreshed on every heartbeat, gone when it dies."""
 

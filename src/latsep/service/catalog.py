@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo
+from latsep.jobs import BundleInfo, SeparationOptions, WorkerInfo, first_serving
 from latsep.methods import DEFAULT_METHOD, METHOD_TABLE, METHODS, SEARCHES, option_problem
 from latsep.service.errors import bad_parameter, unavailable
 from latsep.service.schemas import MethodPublic
@@ -74,10 +74,8 @@ class Catalog:
             if sources is None:
                 counts = [len(s) for s in entry.bundles[0].source_sets.get(method, [])]
                 return self._count_defaults(entry, min(counts, default=2))
-        for bundle in entry.bundles:
-            if bundle.serves(method, sources):
-                return bundle.defaults_for(method, len(sources))
-        return {}
+        index = first_serving(entry.bundles, method, sources)
+        return {} if index is None else entry.bundles[index].defaults_for(method, len(sources))
 
     def _count_defaults(self, entry: _MethodEntry, num_sources: int) -> dict[str, Any]:
         """The defaults of the first bundle serving `entry`'s method with that many sources."""
@@ -118,7 +116,7 @@ class Catalog:
             raise bad_parameter("`sources` lists a source twice")
         if len(sources) < 2:
             raise bad_parameter("`sources` needs at least two sources")
-        if any(bundle.serves(method, sources) for bundle in entry.bundles):
+        if first_serving(entry.bundles, method, sources) is not None:
             return list(sources)
         offered = sorted(
             {",".join(x) for b in entry.bundles for x in b.source_sets.get(method, [])}

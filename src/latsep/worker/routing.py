@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from latsep.jobs import BundleInfo
+from latsep.jobs import BundleInfo, first_serving
 
 
 class UnservableRequest(ValueError):
@@ -29,9 +29,6 @@ class LoadedBundle:
         if method not in self.bundle.methods:
             return []
         return [tuple(s) for s in self.bundle.source_sets(method)]
-
-    def serves(self, method: str, sources: Sequence[str]) -> bool:
-        return any(sorted(s) == sorted(sources) for s in self.source_sets(method))
 
     def separation_defaults(self, method: str, num_sources: int) -> dict[str, Any]:
         """The bundle's tuned option defaults for `method` with `num_sources` sources; {} for
@@ -110,11 +107,10 @@ class Engine:
 
     def route(self, method: str, sources: Sequence[str]) -> LoadedBundle:
         """The first bundle serving `method` for exactly this set of sources."""
-        offered = []
-        for b in self.bundles:
-            if b.serves(method, sources):
-                return b
-            offered += [f"{b.name}: {','.join(s)}" for s in b.source_sets(method)]
+        index = first_serving([b.info() for b in self.bundles], method, sources)
+        if index is not None:
+            return self.bundles[index]
+        offered = [f"{b.name}: {','.join(s)}" for b in self.bundles for s in b.source_sets(method)]
         if not offered:
             raise UnservableRequest(f"no loaded bundle serves method {method!r}")
         raise UnservableRequest(
