@@ -9,7 +9,9 @@ second, independently of which trained bundles exist.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,16 +60,17 @@ class ToyBundle:
     def max_sources(self, method: str) -> int:
         return max(len(s) for s in self.source_sets(method))
 
-    def canonical_order(self, method: str, sources: tuple[str, ...]) -> tuple[str, ...]:
+    def canonical_order(self, method: str, sources: Sequence[str]) -> tuple[str, ...]:
         return tuple(s for s in self.sources if s in sources)
 
     def likelihood(
         self,
         method: str,
-        sources: tuple[str, ...],
+        sources: Sequence[str],
+        smoothing: float | None = None,
         backoff: float | None = None,
         latent_sigma: float | None = None,
-    ) -> object:
+    ) -> Any:
         n = len(sources)
         if method == "lass":
             return CountLikelihood(self._counts, smoothing=1.0)

@@ -10,9 +10,50 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from latsep.jobs import BundleInfo, first_serving
+
+
+class ServedBundle(Protocol):
+    """What the worker (and a `Separator`) use of a bundle: `latsep.bundle.Bundle`, or a
+    test's stand-in, which mypy checks against this (tests/worker/worker_support.py)."""
+
+    @property
+    def sources(self) -> tuple[str, ...]: ...
+
+    @property
+    def methods(self) -> tuple[str, ...]: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def stem_level_dbfs(self) -> float | None: ...
+
+    @property
+    def codec(self) -> Any: ...
+
+    def prior(self, source: str) -> Any: ...
+
+    def likelihood(
+        self,
+        method: str,
+        sources: Sequence[str],
+        smoothing: float | None = None,
+        backoff: float | None = None,
+        latent_sigma: float | None = None,
+    ) -> Any: ...
+
+    def source_sets(self, method: str) -> tuple[tuple[str, ...], ...]: ...
+
+    def max_sources(self, method: str) -> int: ...
+
+    def canonical_order(self, method: str, sources: Sequence[str]) -> tuple[str, ...]: ...
+
+    def separation_defaults(
+        self, method: str, num_sources: int | None = None
+    ) -> dict[str, Any]: ...
 
 
 class UnservableRequest(ValueError):
@@ -23,7 +64,7 @@ class UnservableRequest(ValueError):
 class LoadedBundle:
     name: str
     path: Path
-    bundle: Any  # latsep.bundle.Bundle (kept Any: the API never imports models)
+    bundle: ServedBundle  # a latsep.bundle.Bundle (typed by protocol: no models import here)
 
     def source_sets(self, method: str) -> list[tuple[str, ...]]:
         if method not in self.bundle.methods:
