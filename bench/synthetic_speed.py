@@ -13,9 +13,9 @@ d_model 128, 3 layers), split into encode, the priors' forward passes, the rest 
 engine, decoding every candidate, and ranking + Wiener stems (median of `--repeats` runs).
 Random priors are near-uniform, so sparse-likelihood work may differ from trained ones.
 
-    .venv/bin/python bench/engine.py                 # full table (~10 min on 2 cores)
-    .venv/bin/python bench/engine.py --quick         # K = 256 only, fewer steps
-    .venv/bin/python bench/engine.py --waveform --threads 1 2 --candidates 4 8 16
+    .venv/bin/python bench/synthetic_speed.py                 # full table (~10 min on 2 cores)
+    .venv/bin/python bench/synthetic_speed.py --quick         # K = 256 only, fewer steps
+    .venv/bin/python bench/synthetic_speed.py --waveform --threads 1 2 --candidates 4 8 16
 """
 
 from __future__ import annotations
