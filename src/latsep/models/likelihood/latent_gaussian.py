@@ -42,11 +42,8 @@ class LatentGaussianLikelihood:
         self.codebook = codebook
         self.latents = latents
         self.sigma = float(sigma)
-        sq = (codebook * codebook).sum(1)
-        self._sq_norms = sq
+        self._sq_norms = (codebook * codebook).sum(1)
         self._gram = codebook @ codebook.T  # (K, K)
-        # ¼‖e_a + e_b‖², (K, K): the part of the distance that does not depend on m.
-        self._pair_norms = 0.25 * (sq[:, None] + sq[None, :] + 2.0 * self._gram)
         self._pair_terms: dict[float, torch.Tensor] = {}
 
     @property
@@ -64,26 +61,22 @@ class LatentGaussianLikelihood:
         return -(self.latents[t] - midpoint).pow(2).sum(-1) / (2 * self.sigma**2)
 
     def log_table(self, t: int, weight: float = 1.0) -> torch.Tensor:
-        """weight · log L(m_t | a, b) for every pair, (K, K) float64."""
-        m = self.latents[t]
-        linear = self.codebook @ m  # (K,): m·e_a
-        distances = (m @ m) - linear[:, None] - linear[None, :] + self._pair_norms
-        return -weight * distances.clamp(min=0.0) / (2 * self.sigma**2)
-
-    def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
-        """L(m_t | a, b)^weight for one shared step t, scaled per row like the token form
-        (the best pair of all has weight 1; the samplers narrow it to the reachable pairs):
-        log L^w(a, b) = left[a] + right[b] + pair[a, b] with c = w/2σ²,
-        left[a] = c(m·e_a - ¼‖e_a‖² - ‖m‖²), right[b] = c(m·e_b - ¼‖e_b‖²), pair = -½c e_a·e_b."""
-        t = int(targets[0])
-        if not bool((targets == t).all()):
-            raise ValueError("LatentGaussianLikelihood slices one step per call")
+        """weight · log L(m_t | a, b) for every pair, (K, K) float64:
+        left[a] + right[b] + pair[a, b] with c = w/2σ², left[a] = c(m·e_a - ¼‖e_a‖² - ‖m‖²),
+        right[b] = c(m·e_b - ¼‖e_b‖²) and the cached pair = -½c e_a·e_b."""
         c = float(weight) / (2 * self.sigma**2)
         m = self.latents[t]
         right = c * (self.codebook @ m - 0.25 * self._sq_norms)  # (K,)
         left = right - c * float(m @ m)
-        logs = (left[:, None] + right[None, :]).add_(self._pair_term(float(weight)))
-        return dense_log_slice(logs, targets.shape[0])
+        return (left[:, None] + right[None, :]).add_(self._pair_term(float(weight)))
+
+    def pair_slice(self, targets: torch.Tensor, weight: float) -> PairSlice:
+        """L(m_t | a, b)^weight for one shared step t, scaled per row like the token form
+        (the best pair of all has weight 1; the samplers narrow it to the reachable pairs)."""
+        t = int(targets[0])
+        if not bool((targets == t).all()):
+            raise ValueError("LatentGaussianLikelihood slices one step per call")
+        return dense_log_slice(self.log_table(t, weight), targets.shape[0])
 
     def _pair_term(self, weight: float) -> torch.Tensor:
         """-½c e_a·e_b (K, K) for this weight: the same at every step."""
