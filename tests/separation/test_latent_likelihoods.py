@@ -287,7 +287,8 @@ def test_the_dense_log_base_is_the_code_base_over_pairs(spread):
     torch.testing.assert_close(narrowed.gather(*grid), expected.gather(*grid))
 
 
-def test_a_hybrid_step_no_pair_can_make_falls_back_to_the_priors():
+@pytest.mark.parametrize("top_k", [None, 2])
+def test_a_hybrid_step_no_pair_can_make_falls_back_to_the_priors(top_k):
     """Counts that never saw y_t and no smoothing: every pair is impossible, whatever the
     latent says; the step is drawn from the priors alone and flagged, as for the token form."""
     g = torch.Generator().manual_seed(5)
@@ -300,7 +301,25 @@ def test_a_hybrid_step_no_pair_can_make_falls_back_to_the_priors():
         torch.tensor([2]),  # the mixture's token: never an output
     )
     priors = random_priors(2, 4, g)
-    result = separate("hybrid", priors, likelihood, torch.tensor([0]), num_candidates=DRAWS)
+    result = separate(
+        "hybrid", priors, likelihood, torch.tensor([0]), num_candidates=DRAWS, top_k=top_k
+    )
     assert bool((result.fallback_steps == 1).all())
-    p1, p2 = (prior_probs(p) for p in priors)
+    p1, p2 = (prior_probs(p, top_k=top_k) for p in priors)
     assert_samples_match(flat_index(result.tokens[:, :, 0], 4), (p1[:, None] * p2).numpy())
+
+
+def test_an_impossible_table_scales_to_zeros_not_nans():
+    """All pairs impossible (log W = -inf): the slice and its narrowed rows give weight 0
+    everywhere, so the samplers see no mass and fall back, instead of -inf - -inf = nan."""
+    from latsep.models.likelihood.pair_slice import dense_log_slice
+
+    logs = torch.full((4, 4), float("-inf"), dtype=torch.float64)
+    base = dense_log_slice(logs, 2).base
+    codes = torch.arange(4).expand(2, 4)
+    weights = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+    narrowed = base.reachable(codes, weights, codes, weights)
+    assert bool(torch.isfinite(narrowed.offsets).all())
+    grid = narrowed.gather(codes[:, :, None], codes[:, None, :])
+    assert bool((grid == 0).all())
+    assert bool((narrowed.row_sums(weights) == 0).all())

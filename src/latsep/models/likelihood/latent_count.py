@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from latsep.models.likelihood.latent_gaussian import LatentGaussianLikelihood
-from latsep.models.likelihood.pair_slice import PairSlice, code_slice, dense_log_slice
+from latsep.models.likelihood.pair_slice import PairSlice, dense_log_slice
 
 
 class LatentCountLikelihood:
@@ -38,7 +38,6 @@ class LatentCountLikelihood:
         self.counts = counts
         self.latent = latent
         self.tokens = tokens
-        self._pair_codes = torch.arange(k * k).view(k, k)
 
     @property
     def num_tokens(self) -> int:
@@ -71,8 +70,4 @@ class LatentCountLikelihood:
         t = int(targets[0])
         if not bool((targets == t).all()):
             raise ValueError("LatentCountLikelihood slices one step per call")
-        logs = self.log_table(t, weight)
-        if not float(logs.max()) > float("-inf"):  # every pair impossible: the samplers fall back
-            logs = torch.zeros_like(logs).log()
-            return code_slice(self._pair_codes, logs.reshape(-1), targets.shape[0], 0.0)
-        return dense_log_slice(logs, targets.shape[0])
+        return dense_log_slice(self.log_table(t, weight), targets.shape[0])

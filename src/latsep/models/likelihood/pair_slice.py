@@ -175,6 +175,9 @@ class _LogScaled:
                     float(self.log_gather(a[i : i + step, None], b[None, :]).max())
                     for i in range(0, a.numel(), step)
                 )
+        # A row whose reachable pairs are all impossible (log W = -inf) keeps its offset: its
+        # step has no mass either way and falls back, without -inf - -inf = nan in between.
+        offsets = torch.where(torch.isfinite(offsets), offsets, self.offsets)
         return replace(self, offsets=offsets)  # type: ignore[type-var]
 
 
@@ -250,8 +253,9 @@ class DenseLogBase(_LogScaled):
 def dense_log_slice(logs: torch.Tensor, rows: int) -> PairSlice:
     """W(a, b) = exp(logs[a, b]) (K, K) for `rows` rows sharing one output, no sparse part,
     every row scaled by the largest log W (the samplers narrow it to the pairs their
-    supports reach)."""
-    offsets = torch.full((rows,), float(logs.max()), dtype=torch.float64)
+    supports reach); a table of impossible pairs only (all -inf) is scaled by 1."""
+    best = float(logs.max())
+    offsets = torch.full((rows,), best if best > float("-inf") else 0.0, dtype=torch.float64)
     empty = torch.zeros(rows, 0, dtype=torch.long)
     return PairSlice(
         base=DenseLogBase(logs, offsets),
