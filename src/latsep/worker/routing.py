@@ -110,6 +110,9 @@ class Engine:
             raise ValueError("a worker needs at least one bundle")
         self.bundles = tuple(bundles)
         self.device = device
+        # What each bundle serves, read once: loaded bundles do not change, and every job's
+        # routing and every heartbeat's registration read it.
+        self._infos = tuple(b.info() for b in self.bundles)
 
     @classmethod
     def load(cls, paths: Sequence[Path], device: str = "auto") -> Engine:
@@ -131,15 +134,15 @@ class Engine:
         return list(seen)
 
     def capabilities(self) -> list[BundleInfo]:
-        return [b.info() for b in self.bundles]
+        return list(self._infos)
 
     def default_sources(self, method: str) -> list[str]:
         """The one source set the first bundle serving `method` offers, or all its sources."""
-        for b in self.bundles:
+        for b, info in zip(self.bundles, self._infos, strict=True):
             sets = b.source_sets(method)
             if not sets:
                 continue
-            default = b.info().default_sources(method)  # the API's rule, from the same record
+            default = info.default_sources(method)  # the API's rule, from the same record
             if default is not None:
                 return default
             choices = "; ".join(",".join(s) for s in sets)
@@ -148,7 +151,7 @@ class Engine:
 
     def route(self, method: str, sources: Sequence[str]) -> LoadedBundle:
         """The first bundle serving `method` for exactly this set of sources."""
-        index = first_serving([b.info() for b in self.bundles], method, sources)
+        index = first_serving(self._infos, method, sources)
         if index is not None:
             return self.bundles[index]
         offered = [f"{b.name}: {','.join(s)}" for b in self.bundles for s in b.source_sets(method)]
