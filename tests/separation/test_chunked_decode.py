@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from latsep.models.codec import Codec, CodecConfig
-from latsep.models.separation.chunks import decode_rows, decode_span, decode_tokens, encode_samples
+from latsep.models.separation.chunks import (
+    decode_rows,
+    decode_span,
+    decode_tokens,
+    encode_latents,
+    encode_samples,
+    encode_with_latents,
+)
 
 
 def codec(config: CodecConfig, seed: int = 0) -> Codec:
@@ -76,6 +83,21 @@ def test_chunked_encode_equals_the_whole_encode(preset: str, chunk_tokens: int) 
         whole = model.encode(torch.from_numpy(audio)[None])[0]
     torch.testing.assert_close(encode_samples(model, audio, chunk_tokens=10**9), whole)
     torch.testing.assert_close(encode_samples(model, audio, chunk_tokens=chunk_tokens), whole)
+
+
+@pytest.mark.parametrize("chunk_tokens", [13, 10**9])
+def test_tokens_with_latents_are_what_each_encode_gives(chunk_tokens: int) -> None:
+    """One encoder pass for both (the codec quantises its latents): the same tokens as
+    `encode_samples` and the same latents as `encode_latents`, chunked or whole."""
+    model = codec(CodecConfig.tiny())
+    audio = np.random.default_rng(1).standard_normal(300 * model.hop_length).astype(np.float32)
+    audio *= np.float32(0.1)
+    tokens, latents = encode_with_latents(model, audio, chunk_tokens=chunk_tokens)
+    assert tokens.dtype == torch.long
+    torch.testing.assert_close(tokens, encode_samples(model, audio, chunk_tokens=chunk_tokens))
+    torch.testing.assert_close(
+        latents, encode_latents(model, audio, chunk_tokens=chunk_tokens), rtol=0, atol=0
+    )
 
 
 def test_the_encoders_context_covers_its_receptive_field() -> None:

@@ -85,7 +85,11 @@ class Codec(nn.Module):
     def encode(self, audio: torch.Tensor, *, bf16: bool = False) -> torch.Tensor:
         """Tokens of audio (B, L) → LongTensor (B, ceil(L / hop)); L is zero-padded.
         bf16 autocasts the encoder only; the nearest-code search stays fp32."""
-        return self.quantizer.quantize_codes(self.embed(audio, bf16=bf16))
+        return self.quantize(self.embed(audio, bf16=bf16))
+
+    def quantize(self, latents: torch.Tensor) -> torch.Tensor:
+        """Codes of continuous latents (B, D, T) → (B, T), fp32: `encode` is quantize ∘ embed."""
+        return self.quantizer.quantize_codes(latents)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Audio of tokens (B, T) → (B, T · hop)."""

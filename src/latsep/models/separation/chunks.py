@@ -65,6 +65,21 @@ def encode_latents(
     return _encode_chunks(codec, audio, bf16, chunk_tokens, _latents_of)
 
 
+def encode_with_latents(
+    codec: Codec, audio: np.ndarray, bf16: bool = False, chunk_tokens: int = CHUNK_TOKENS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens (T,), latents (T, D)) of one audio, as `encode_samples` and `encode_latents`
+    give them: one encoder pass when the codec quantises latents itself (`quantize`, like
+    ours: its `encode` is quantize ∘ embed), else one pass each."""
+    quantize = getattr(codec, "quantize", None)
+    latents = encode_latents(codec, audio, bf16, chunk_tokens)
+    if not callable(quantize):
+        return encode_samples(codec, audio, bf16, chunk_tokens), latents
+    with torch.inference_mode():
+        tokens = quantize(latents.T[None].to(codec_device(codec)))[0]
+    return tokens.long().cpu(), latents
+
+
 def _tokens_of(codec: Codec, chunk: torch.Tensor) -> torch.Tensor:
     return codec.encode(chunk).reshape(-1).long().cpu()  # (T,)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from latsep.audio.levels import active_rms
-from latsep.models.separation.chunks import encode_latents, encode_samples
+from latsep.models.separation.chunks import encode_samples, encode_with_latents
 from latsep.models.separation.codec import Codec
 
 # The level the models were trained around, per stem: the corpus renders stems at −26 to −16
@@ -45,9 +45,8 @@ def observe_mixture(
     hop = int(codec.hop_length)
     padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
     padded[: len(mixture)] = gain * mixture / n
-    tokens = encode_samples(codec, padded, bf16)
     if getattr(likelihood, "latent_sigma", None) is None:
-        return tokens, likelihood
-    latents = encode_latents(codec, padded, bf16)
+        return encode_samples(codec, padded, bf16), likelihood
+    tokens, latents = encode_with_latents(codec, padded, bf16)
     observed = likelihood.observing(tokens, latents)  # type: ignore[attr-defined]
     return torch.arange(latents.shape[0]), observed
