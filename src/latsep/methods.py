@@ -10,6 +10,7 @@ which sampler draws from it).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -111,6 +112,27 @@ class SearchSettings:
     def keywords(self) -> dict[str, Any]:
         """These knobs as keyword arguments of `separate` and `separate_waveform`."""
         return asdict(self)
+
+
+def check_latent_sigmas(values: Any, served: Iterable[str]) -> None:
+    """A bundle's {method: σ} of latent terms (manifest `likelihood.latent_sigma`, or a
+    training config's `[bundles.latent_sigma]`): methods of LATENT_METHODS among `served`,
+    each σ finite and > 0. ValueError otherwise."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"latent_sigma must map methods to σ; got {values!r}")
+    served = list(served)
+    for method, sigma in values.items():
+        if method not in LATENT_METHODS or method not in served:
+            raise ValueError(
+                f"latent_sigma names {method!r}: no latent term for {method!r} here (methods "
+                f"with one: {[m for m in LATENT_METHODS if m in served]})"
+            )
+        if (
+            isinstance(sigma, bool)
+            or not isinstance(sigma, int | float)
+            or not 0 < sigma < math.inf
+        ):
+            raise ValueError(f"latent_sigma[{method}] must be > 0 and finite; got {sigma!r}")
 
 
 def option_problem(

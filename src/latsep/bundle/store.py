@@ -31,7 +31,7 @@ from latsep.bundle.manifest import (
 )
 from latsep.bundle.tables import COO, load_table, save_table
 from latsep.bundle.weights import FP32_PREFIXES, WEIGHT_DTYPES, load_module, save_module
-from latsep.methods import LATENT_METHODS, METHOD_TABLE
+from latsep.methods import METHOD_TABLE, check_latent_sigmas
 from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
 
@@ -69,7 +69,7 @@ def save_bundle(
     has_chain = any(split_table_name(n)[0] == "chain" for n in tables)
     defaults = check_separation_defaults(separation_defaults or {}, methods, has_chain=has_chain)
     sigmas = {m: float(s) for m, s in (latent_sigma or {}).items()}
-    check_latent_sigmas(sigmas, {"methods": methods})
+    check_latent_sigmas(sigmas, methods)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     sources = list(priors)
@@ -206,7 +206,9 @@ def load_bundle(
                 f"bundle {root}: {', '.join(tableless)} needs a positive likelihood.gaussian_sigma"
             )
     try:
-        check_latent_sigmas(manifest.get("likelihood", {}).get("latent_sigma", {}), manifest)
+        check_latent_sigmas(
+            manifest.get("likelihood", {}).get("latent_sigma", {}), manifest["methods"]
+        )
     except ValueError as exc:
         raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     return Bundle(root, manifest, codec, priors, tables, device)
@@ -277,20 +279,6 @@ def check_latent_sigma(value: Any) -> float:
     return float(value)
 
 
-def check_latent_sigmas(values: Any, manifest: Mapping[str, Any]) -> None:
-    """likelihood.latent_sigma: {method: σ > 0} for methods of LATENT_METHODS the bundle serves."""
-    if not isinstance(values, Mapping):
-        raise ValueError(f"latent_sigma must map methods to σ; got {values!r}")
-    for method, sigma in values.items():
-        if method not in LATENT_METHODS or method not in manifest["methods"]:
-            raise ValueError(
-                f"latent_sigma names {method!r}; this bundle's methods with a latent term: "
-                f"{[m for m in LATENT_METHODS if m in manifest['methods']]}"
-            )
-        if not check_latent_sigma(sigma) > 0:
-            raise ValueError(f"latent_sigma[{method}] must be > 0; got {sigma!r}")
-
-
 def set_likelihood(
     path: str | Path,
     *,
@@ -315,7 +303,7 @@ def set_likelihood(
             sigmas.pop(method, None)
             if check_latent_sigma(sigma) > 0:
                 sigmas[method] = float(sigma)
-        check_latent_sigmas(sigmas, manifest)
+        check_latent_sigmas(sigmas, manifest["methods"])
         likelihood.pop("latent_sigma", None)
         if sigmas:
             likelihood["latent_sigma"] = sigmas

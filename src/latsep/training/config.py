@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from latsep.bundle.defaults import check_separation_defaults
-from latsep.methods import LATENT_METHODS, METHODS_BY_CODEC
+from latsep.methods import METHODS_BY_CODEC, check_latent_sigmas
 from latsep.models.codec import CodecConfig
 from latsep.models.prior.transformer import PriorConfig
 
@@ -105,11 +105,10 @@ class BundleSpec:
             raise ValueError("a bundle needs at least two distinct sources")
         if not 0 <= self.backoff < float("inf"):
             raise ValueError(f"[[bundles]] {self.name!r}: backoff must be finite and >= 0")
-        for method, sigma in self.latent_sigma.items():
-            if method not in LATENT_METHODS or method not in METHODS_BY_CODEC[self.codec]:
-                raise ValueError(f"[[bundles]] {self.name!r}: no latent term for {method!r}")
-            if not 0 < sigma < float("inf"):
-                raise ValueError(f"[[bundles]] {self.name!r}: latent_sigma.{method} must be > 0")
+        try:
+            check_latent_sigmas(self.latent_sigma, METHODS_BY_CODEC[self.codec])
+        except ValueError as exc:
+            raise ValueError(f"[[bundles]] {self.name!r}: {exc}") from exc
         # save_bundle checks these again; checking them here fails a config with a typo in
         # its defaults at load time instead of after hours of training.
         try:
