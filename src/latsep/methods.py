@@ -96,7 +96,9 @@ LATENT_METHODS = tuple(m for m in METHODS if METHOD_TABLE[m].latent)
 # What a request that names no method gets: three sources need an MLASS method, and
 # mlass-pe is the faster and better of the two there (docs/bench).
 DEFAULT_METHOD = "mlass-pe"
-SEARCHES = ("sample", "beam")
+# sample: independent per-step draws; beam: two-source MAP search; smc: the same draws with
+# the candidates resampled by their predictive weight (sequential Monte Carlo, engine.py)
+SEARCHES = ("sample", "beam", "smc")
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class SearchSettings:
     temperature: float = 1.0
     top_k: int | None = None
     likelihood_weight: float = 1.0
-    search: str = "sample"  # "beam" only for the two-source methods
+    search: str = "sample"  # "beam" only for the two-source methods; "smc" untempered
 
     def keywords(self) -> dict[str, Any]:
         """These knobs as keyword arguments of `separate` and `separate_waveform`."""
@@ -142,12 +144,13 @@ def option_problem(
     search: str | None = None,
     temperature: float | None = None,
     likelihood_weight: float | None = None,
+    top_k: int | None = None,
 ) -> str | None:
     """Why `method` cannot run with these options, or None when it can (None: not given).
 
     - two-source methods separate exactly two sources;
     - beam search exists for the two-source methods only, and ranks untempered scores, so
-      it needs temperature 1;
+      it needs temperature 1; smc weighs candidates by the untempered posterior, likewise;
     - the likelihood weight is a finite number > 0, and mlass-bp with three sources or more
       samples its chain of partial mixtures exactly only at weight 1 (L^w has no chain
       factorisation).
@@ -166,6 +169,13 @@ def option_problem(
                 "search=beam ranks paths by their untempered scores: temperature must be 1 "
                 f"(got {temperature}); use search=sample for tempered draws"
             )
+    if search == "smc" and temperature not in (None, 1.0):
+        return (
+            "search=smc weighs candidates by the untempered posterior: temperature must be 1 "
+            f"(got {temperature})"
+        )
+    if search == "smc" and top_k is not None:
+        return f"search=smc weighs candidates by the untruncated posterior: no top_k (got {top_k})"
     weight = likelihood_weight
     if weight is not None and not (math.isfinite(weight) and weight > 0):
         return f"likelihood_weight must be a finite number > 0; got {weight}"

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from latsep.methods import SEARCHES
+
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
@@ -43,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)
-    parser.add_argument("--search", choices=("sample", "beam"), default=None)
+    parser.add_argument("--search", choices=SEARCHES, default=None)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (cpu)")

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from latsep.methods import LATENT_METHODS, METHODS
+from latsep.methods import LATENT_METHODS, METHODS, SEARCHES
 
 # The fields of latsep.bundle.defaults.DEFAULT_FIELDS (not imported: it pulls in torch).
 FIELDS = ("num_candidates", "temperature", "top_k", "likelihood_weight", "search")
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-top-k", action="store_true", help="record 'no top-k' (overrides a top-k)"
     )
     tune.add_argument("--likelihood-weight", type=float, default=None)
-    tune.add_argument("--search", choices=("sample", "beam"), default=None)
+    tune.add_argument("--search", choices=SEARCHES, default=None)
     tune.add_argument(
         "--unset",
         action="append",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from latsep.methods import DEFAULT_METHOD, METHODS
+from latsep.methods import DEFAULT_METHOD, METHODS, SEARCHES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     # Left out, these take the bundle's tuned default for the method (`latsep bundle show`).
     parser.add_argument("--num-candidates", type=int, default=None)
-    parser.add_argument("--search", choices=("sample", "beam"), default=None)
+    parser.add_argument("--search", choices=SEARCHES, default=None)
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--likelihood-weight", type=float, default=None)

@@ -61,16 +61,17 @@ def method_settings(
     tuned = {k: v for k, v in (bundle_defaults or {}).items() if k in known}
     given = {k: v for k, v in asdict(overrides).items() if v is not None}
     chosen = {**tuned, **given}
-    if method not in TWO_SOURCE_METHODS:
+    if method not in TWO_SOURCE_METHODS and chosen.get("search") == "beam":
         chosen["search"] = "sample"
     if METHOD_TABLE[method].chain and num_sources >= 3:
         chosen["likelihood_weight"] = 1.0
     settings = replace(METHOD_DEFAULTS[method], **chosen)
-    if settings.search == "beam" and settings.temperature != 1.0:
+    if settings.search in ("beam", "smc") and settings.temperature != 1.0:
         origin = {"search": _origin("search", given, tuned)}
         origin["temperature"] = _origin("temperature", given, tuned)
         raise ValueError(
-            f"{method}: search=beam ({origin['search']}) ranks untempered scores, but the "
+            f"{method}: search={settings.search} ({origin['search']}) needs untempered "
+            f"scores, but the "
             f"temperature is {settings.temperature:g} ({origin['temperature']}); pass "
             "--temperature 1 or --search sample"
         )

@@ -69,6 +69,7 @@ def check_options(
         search=options.search,
         temperature=options.temperature,
         likelihood_weight=options.likelihood_weight,
+        top_k=options.top_k,
     )
     if problem is not None:
         raise bad_parameter(problem)

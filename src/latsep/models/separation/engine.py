@@ -5,6 +5,16 @@ the untempered, unpruned prior log-probs; temperature and top_k only shape what 
 For mlass-bp, L is taken along the sampled hidden partial-mixture tokens; for mlass-pe it is
 Π_i p(y | z_i). A fallback step (every tuple impossible) contributes only the priors' terms.
 
+search="smc" is the same per-step draw with sequential Monte Carlo on top: each candidate
+(particle) carries the product of its steps' evidence Σ_z Π_i p_i(z_i | history) L(y_t | z)^w
+(the importance weight of a proposal that is exactly the per-step draw), and when the
+weights' effective sample size falls below half the candidates they are resampled
+(systematic resampling: rows duplicated in proportion to their weight, histories and prior
+states with them, weights reset). Independent draws look at y_t only; resampling lets later
+steps prune a history that explains them badly, so the candidates approach samples of the
+whole-sequence posterior. The weights target that posterior only untempered and unpruned, so
+smc needs temperature 1 and no top-k. Windows of long audio each start with equal weights.
+
 likelihood_weight w must be > 0 (w = 0 would make 0^0 and 0·log 0 ambiguous). For mlass-bp
 with n >= 3 sources w must be 1: DESIGN asks for Π_i p_i · L^w with L = Σ_m Π_l p_l, and L^w
 has no chain factorisation, so per-step belief propagation cannot sample it exactly (tempering
@@ -25,6 +35,9 @@ from latsep.models.separation.registry import MODELS
 from latsep.models.separation.result import Separation
 from latsep.models.separation.samplers import StepSampler
 from latsep.models.separation.weights import prior_weights
+
+# search="smc" resamples when the effective sample size falls below this share of the rows
+RESAMPLE_BELOW = 0.5
 
 # method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py)
 LIKELIHOODS: dict[str, tuple[type, ...]] = {m: model.likelihoods for m, model in MODELS.items()}
@@ -61,6 +74,7 @@ def _validate(
         search=search,
         temperature=temperature,
         likelihood_weight=likelihood_weight,
+        top_k=top_k,
     )
     if problem is not None:
         raise ValueError(problem)
@@ -134,6 +148,7 @@ def separate(
 
     search="sample": every step draws the tuple exactly from ∝ Π_i p_i^(1/τ)|top-k · L^w.
     search="beam" (two-source methods): `num_candidates` beams, best first.
+    search="smc": sampling with resampling of the candidates (module docstring).
     prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
     long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
     (beam search ranks with them). `progress` is called with the number of steps done.
@@ -155,13 +170,13 @@ def separate(
     if prefix is not None:
         prefix = prefix.to(torch.long)
         if prefix.dim() == 2:
-            prefix = prefix[None].expand(num_candidates if search == "sample" else 1, -1, -1)
+            prefix = prefix[None].expand(1 if search == "beam" else num_candidates, -1, -1)
         if prefix.dim() != 3 or prefix.shape[1] != n:
             raise ValueError("prefix must be (N, P) or (C, N, P)")
-        if search == "sample" and prefix.shape[0] != num_candidates:
+        if search != "beam" and prefix.shape[0] != num_candidates:
             raise ValueError("a per-candidate prefix needs one row per candidate")
     if prefix_scores is not None:
-        rows = num_candidates if search == "sample" else (1 if prefix is None else prefix.shape[0])
+        rows = (1 if prefix is None else prefix.shape[0]) if search == "beam" else num_candidates
         if tuple(prefix_scores.shape) != (rows,):
             raise ValueError(
                 f"prefix_scores must be ({rows},), one per prefix row; "
@@ -191,6 +206,7 @@ def separate(
             prefix,
             prefix_scores,
             progress,
+            resample=search == "smc",
         )
 
 
@@ -205,6 +221,7 @@ def _separate_sample(
     prefix: torch.Tensor | None,
     prefix_scores: torch.Tensor | None,
     progress: Callable[[int], None] | None,
+    resample: bool = False,
 ) -> Separation:
     n, steps = len(priors), mixture_tokens.shape[0]
     states, rows = _primed_states(priors, prefix, rows)
@@ -214,6 +231,8 @@ def _separate_sample(
         scores += prefix_scores.to(torch.float64)
     fallback_steps = torch.zeros(rows, dtype=torch.long)
     hidden: torch.Tensor | None = None  # (C, N - 2, T) partial mixtures, mlass-bp only
+    origins = torch.arange(rows)
+    log_weights = torch.zeros(rows, dtype=torch.float64)  # smc: the particles' weights
     for t, y in enumerate(mixture_tokens.tolist()):
         # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
         log_priors = [p.log_probs(s).cpu() for p, s in zip(priors, states, strict=True)]
@@ -233,9 +252,49 @@ def _separate_sample(
                 p.advance(s, draw.tokens[:, i])
                 for i, (p, s) in enumerate(zip(priors, states, strict=True))
             ]
+        if resample:
+            log_weights = add_evidence(log_weights, draw.log_evidence)
+            rows_kept = resampled_rows(log_weights, generator, RESAMPLE_BELOW)
+            if rows_kept is not None:
+                tokens[:, :, : t + 1] = tokens[rows_kept, :, : t + 1]
+                if hidden is not None:
+                    hidden[:, :, : t + 1] = hidden[rows_kept, :, : t + 1]
+                scores, fallback_steps = scores[rows_kept], fallback_steps[rows_kept]
+                origins = origins[rows_kept]
+                if t + 1 < steps:
+                    states = [p.select(s, rows_kept) for p, s in zip(priors, states, strict=True)]
+                log_weights = torch.zeros_like(log_weights)
         if progress is not None:
             progress(t + 1)
-    return Separation(tokens, scores, fallback_steps, torch.arange(rows), hidden)
+    return Separation(tokens, scores, fallback_steps, origins, hidden)
+
+
+def add_evidence(log_weights: torch.Tensor, evidence: torch.Tensor | None) -> torch.Tensor:
+    """The particles' log weights after one more step's evidence (C,). A row that fell back
+    (evidence -inf) gets weight 0 unless every row did: then the step is treated as
+    uninformative for all (the fallback rule: likelihood uniform for that step)."""
+    if evidence is None:
+        raise ValueError("this sampler reports no step evidence: search=smc cannot use it")
+    if not bool(torch.isfinite(evidence).any()):
+        return log_weights
+    return log_weights + evidence
+
+
+def resampled_rows(
+    log_weights: torch.Tensor, generator: torch.Generator | None, threshold: float
+) -> torch.Tensor | None:
+    """Systematic resampling when the effective sample size 1 / Σ w² of the normalised
+    weights is below `threshold` × C: the rows to keep (C,), each row j appearing
+    ⌊C·w_j⌋ or ⌈C·w_j⌉ times, in row order; None when the weights are still even enough."""
+    rows = log_weights.shape[0]
+    weights = torch.softmax(log_weights, 0)
+    if float(1.0 / (weights**2).sum()) >= threshold * rows:
+        return None
+    offset = torch.rand(1, generator=generator, dtype=torch.float64)
+    points = (offset + torch.arange(rows, dtype=torch.float64)) / rows
+    cdf = weights.cumsum(0)
+    cdf = cdf / cdf[-1]  # exactly 1 at the end: every point (< 1) lands on a weighted row
+    return torch.searchsorted(cdf, points, right=True).clamp(max=rows - 1)
 
 
 def _separate_beam(

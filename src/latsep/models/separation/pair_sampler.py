@@ -26,6 +26,9 @@ class PairDraw:
     a: torch.Tensor  # (C,) long
     b: torch.Tensor  # (C,) long
     fallback: torch.Tensor  # (C,) bool
+    # (C,) float64: log Σ_(a, b) u(a) v(b) W_true(a, b), the step's mass with the slice's
+    # true scale (W_true = W · exp(log_offset)); -inf on fallback rows
+    log_mass: torch.Tensor | None = None
 
 
 def draw_rows(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -110,4 +113,5 @@ def sample_pairs(
     if fallback.any():
         a = torch.where(fallback, draw_rows(left.values, generator), a)
         b = torch.where(fallback, draw_rows(right.values, generator), b)
-    return PairDraw(a, b, fallback)
+    offset = torch.as_tensor(slc.log_offset, dtype=torch.float64)
+    return PairDraw(a, b, fallback, total.log() + offset)

@@ -218,7 +218,7 @@ def separate_waveform(
         likelihood_weight=likelihood_weight,
         generator=generator,
     )
-    rows = num_candidates if search == "sample" else 1
+    rows = 1 if search == "beam" else num_candidates  # beams grow from one empty path
     tokens, scores, fallback = _search_windows(
         search_window, mixture_tokens, (window, prefix_len), (rows, n), report
     )

@@ -7,10 +7,16 @@ Each draws, for every candidate row at once, the sources' tokens of one step fro
 where u_i are the (tempered, top-k) prior weights, and returns w·log L of the draw for the
 candidate's score. A row where every tuple has zero likelihood falls back to the priors
 alone (likelihood treated as uniform for that step) and scores 0 for the likelihood term.
+
+Each also returns the step's evidence, log Σ_z Π_i u_i(z_i) · L(y | z)^w with the weights'
+scale restored (`SourceWeights.log_scale`): untempered and unpruned, that is the predictive
+probability of y_t given the row's history, the incremental importance weight of sequential
+Monte Carlo whose proposal is this very draw (engine.py, search "smc"). -inf on fallback rows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +35,7 @@ class StepDraw:
     log_likelihood: torch.Tensor  # (C,) float64, w·log L of the drawn tuple (0 on fallback)
     fallback: torch.Tensor  # (C,) bool
     hidden: torch.Tensor | None = None  # (C, N - 2) long: mlass-bp partial mixtures, -1 on fallback
+    log_evidence: torch.Tensor | None = None  # (C,) float64, see the module docstring
 
 
 class PairLikelihood(Protocol):
@@ -65,7 +72,8 @@ class PairSampler:
         )
         log_lik = self.weight * self.likelihood.log_prob(draw.a, draw.b, targets)
         log_lik = torch.where(draw.fallback, 0.0, log_lik)
-        return StepDraw(torch.stack([draw.a, draw.b], 1), log_lik, draw.fallback)
+        evidence = _scaled(draw.log_mass, weights[0], weights[1])
+        return StepDraw(torch.stack([draw.a, draw.b], 1), log_lik, draw.fallback, None, evidence)
 
 
 class ChainSampler:
@@ -91,6 +99,8 @@ class ChainSampler:
         n = len(levels) + 1
         rows = weights[0].values.shape[0]
         messages = [weights[0]]  # α_(l+1) as SourceWeights: hidden levels are unrestricted
+        # log of what the messages were divided by (with the sources' own weight scales)
+        log_scale = _log_scale(weights[0])
         for level in range(n - 2):
             alpha = levels[level].propagate(
                 messages[-1].values,
@@ -99,17 +109,22 @@ class ChainSampler:
                 right_support=weights[level + 1].support,
             )
             scale = alpha.max(1, keepdim=True).values
-            alpha = alpha / torch.where(scale > 0, scale, torch.ones_like(scale))
-            messages.append(SourceWeights(alpha, None))
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            alpha = alpha / scale
+            log_scale = log_scale + _log_scale(weights[level + 1]) + scale.squeeze(1).log()
+            messages.append(SourceWeights(alpha, None, log_scale))
 
         tokens = torch.zeros(rows, n, dtype=torch.long)
         target = torch.full((rows,), y, dtype=torch.long)
         fallback = torch.zeros(rows, dtype=torch.bool)
         log_lik = torch.zeros(rows, dtype=torch.float64)
+        evidence = torch.zeros(rows, dtype=torch.float64)
         hidden_inputs: dict[int, torch.Tensor] = {}  # level -> its sampled left input m
         for level in reversed(range(n - 1)):
             slc = levels[level].pair_slice(target, self.weight)
             draw = sample_pairs(slc, messages[level], weights[level + 1], generator)
+            if level == n - 2:  # the top level's mass is the whole step's, up to the scales
+                evidence = _scaled(draw.log_mass, messages[level], weights[level + 1])
             hidden_inputs[level] = draw.a
             tokens[:, level + 1] = draw.b
             log_lik += levels[level].prob(draw.a, draw.b, target).log()
@@ -125,7 +140,8 @@ class ChainSampler:
             tokens = torch.where(fallback[:, None], independent, tokens)
             hidden = torch.where(fallback[:, None], -1, hidden)
         log_lik = torch.where(fallback, 0.0, self.weight * log_lik)
-        return StepDraw(tokens, log_lik, fallback, hidden)
+        evidence = torch.where(fallback, -math.inf, evidence)
+        return StepDraw(tokens, log_lik, fallback, hidden, evidence)
 
 
 class MarginalSampler:
@@ -142,10 +158,31 @@ class MarginalSampler:
         values = torch.stack([w.values for w in weights], 1)  # (C, N, K)
         rows, n, k = values.shape
         posterior = (values * column.pow(self.weight)).reshape(rows * n, k)
-        impossible = ~(posterior.sum(1) > 0)
+        mass = posterior.sum(1)
+        impossible = ~(mass > 0)
         # A source with no possible code falls back to its prior alone.
         posterior = torch.where(impossible[:, None], values.reshape(rows * n, k), posterior)
         tokens = draw_rows(posterior, generator).view(rows, n)
         log_lik = column.gather(1, tokens.T).T.log()  # (C, N)
         log_lik = torch.where(impossible.view(rows, n), 0.0, self.weight * log_lik)
-        return StepDraw(tokens, log_lik.sum(1), impossible.view(rows, n).any(1))
+        scales = torch.stack([_log_scale(w) for w in weights], 1)  # (C, N)
+        # The sources are independent given y: the step's evidence is the product of theirs.
+        evidence = (mass.log().view(rows, n) + scales).sum(1)
+        fallback = impossible.view(rows, n).any(1)
+        return StepDraw(tokens, log_lik.sum(1), fallback, None, evidence)
+
+
+def _log_scale(weights: SourceWeights) -> torch.Tensor:
+    """(C,) the log factor that restores the weights' scale (0 where none was kept)."""
+    if weights.log_scale is None:
+        return torch.zeros(weights.values.shape[0], dtype=torch.float64)
+    return weights.log_scale.to(torch.float64)
+
+
+def _scaled(
+    log_mass: torch.Tensor | None, left: SourceWeights, right: SourceWeights
+) -> torch.Tensor | None:
+    """A pair draw's log mass with both sides' weight scales restored."""
+    if log_mass is None:
+        return None
+    return log_mass + _log_scale(left) + _log_scale(right)

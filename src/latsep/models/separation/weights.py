@@ -2,7 +2,8 @@
 
 Temperature τ divides the prior log-probs (p_i^(1/τ), renormalised); the likelihood is not
 tempered. top_k keeps each row's k most probable codes of that tempered prior. Weights are
-float64 and scaled so each row's maximum is 1: only ratios within a step matter.
+float64 and scaled so each row's maximum is 1: only ratios within a step matter for a draw;
+the scale is kept (`log_scale`) for the step's evidence, which sequential Monte Carlo needs.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import torch
 
 @dataclass(frozen=True)
 class SourceWeights:
-    """values (C, K) float64, 0 outside the support; support (C, k) long, or None for all K."""
+    """values (C, K) float64, 0 outside the support; support (C, k) long, or None for all K;
+    log_scale (C,) float64: values · exp(log_scale) are the weights before scaling (the prior
+    probabilities themselves when untempered and unpruned), None where nobody kept it."""
 
     values: torch.Tensor
     support: torch.Tensor | None
+    log_scale: torch.Tensor | None = None
 
     def support_or_all(self) -> torch.Tensor:
         """The support as (C, k) indices, arange(K) per row when unrestricted."""
@@ -40,8 +44,9 @@ def prior_weights(
     logits = log_probs.to(torch.float64) / temperature  # (C, K)
     k = logits.shape[1]
     if top_k is None or top_k >= k:
-        return SourceWeights((logits - logits.max(1, keepdim=True).values).exp(), None)
+        top = logits.max(1, keepdim=True).values
+        return SourceWeights((logits - top).exp(), None, top.squeeze(1))
     top, support = logits.topk(top_k, dim=1)  # (C, k), sorted: top[:, 0] is the maximum
     values = torch.zeros_like(logits)
     values.scatter_(1, support, (top - top[:, :1]).exp())
-    return SourceWeights(values, support)
+    return SourceWeights(values, support, top[:, 0].clone())

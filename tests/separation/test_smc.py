@@ -1,0 +1,204 @@
+"""search="smc": each step's evidence is the exact predictive probability, resampling keeps
+rows in proportion to their weights, and the candidates follow the whole-sequence posterior
+(which independent per-step draws do not)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from sep_bruteforce import normalised, random_counts, random_priors
+
+import latsep.models.separation.engine as engine
+from latsep.models.likelihood import (
+    ChainLikelihood,
+    CountLikelihood,
+    GaussianLikelihood,
+    MarginalLikelihood,
+)
+from latsep.models.prior.markov import MarkovPrior
+from latsep.models.separation import separate
+from latsep.models.separation.engine import add_evidence, resampled_rows, step_sampler
+from latsep.models.separation.weights import prior_weights
+
+
+def _evidence(method, priors, likelihood, y, weight=1.0, rows=3):
+    log_probs = [p.log_initial.double().expand(rows, -1) for p in priors]
+    weights = [prior_weights(lp) for lp in log_probs]
+    draw = step_sampler(method, likelihood, weight).sample(weights, y, torch.Generator())
+    return draw.log_evidence
+
+
+def _probs(priors):
+    return [p.log_initial.double().exp() for p in priors]
+
+
+@pytest.mark.parametrize(("method", "weight"), [("lass", 1.0), ("hybrid", 2.5)])
+def test_pair_evidence_is_the_predictive_probability(method, weight):
+    g = torch.Generator().manual_seed(30)
+    k, y = 5, 2
+    counts = random_counts(k, g, density=0.6)
+    priors = random_priors(2, k, g)
+    p1, p2 = _probs(priors)
+    table = normalised(counts, 0.3)[:, :, y].pow(weight)
+    expected = math.log(float((p1[:, None] * p2[None, :] * table).sum()))
+    got = _evidence(method, priors, CountLikelihood(counts, 0.3), y, weight)
+    torch.testing.assert_close(got, torch.full((3,), expected, dtype=torch.float64))
+
+
+def test_gaussian_evidence_is_the_predictive_probability():
+    g = torch.Generator().manual_seed(31)
+    k, y = 6, 4
+    codebook = 3.0 * torch.randn(k, 2, generator=g, dtype=torch.float64)
+    lik = GaussianLikelihood(codebook, sigma=0.3)  # sharp: the scaled slice must be undone
+    priors = random_priors(2, k, g)
+    p1, p2 = _probs(priors)
+    a, b = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    log_l = lik.log_prob(a, b, torch.full_like(a, y))
+    expected = torch.logsumexp((p1[:, None] * p2[None, :]).log() + 2.0 * log_l, (0, 1))
+    got = _evidence("lqvae", priors, lik, y, 2.0)
+    torch.testing.assert_close(got, expected.expand(3))
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_chain_evidence_sums_the_hidden_mixtures(n):
+    g = torch.Generator().manual_seed(32)
+    k, y = 3, 1
+    levels = [random_counts(k, g, density=0.7) for _ in range(n - 1)]
+    priors = random_priors(n, k, g)
+    probs = _probs(priors)
+    tables = [normalised(c, 0.2) for c in levels]
+    total = 0.0
+    for z in itertools.product(range(k), repeat=n):
+        prior = float(np.prod([probs[i][z[i]] for i in range(n)]))
+        for hidden in itertools.product(range(k), repeat=n - 2):
+            m = [z[0], *hidden, y]
+            term = prior
+            for level in range(n - 1):
+                term *= float(tables[level][m[level], z[level + 1], m[level + 1]])
+            total += term
+    got = _evidence("mlass-bp", priors, ChainLikelihood(levels, 0.2), y)
+    torch.testing.assert_close(got, torch.full((3,), math.log(total), dtype=torch.float64))
+
+
+def test_marginal_evidence_is_the_product_over_sources():
+    g = torch.Generator().manual_seed(33)
+    k, n, y = 4, 3, 2
+    counts = torch.stack([random_counts(k, g, density=0.8)[0] for _ in range(n)])  # (n, K, K)
+    priors = random_priors(n, k, g)
+    table = normalised(counts, 0.1)  # p(y | z_i) per source
+    expected = sum(
+        math.log(float((p * table[i, :, y].pow(1.5)).sum())) for i, p in enumerate(_probs(priors))
+    )
+    got = _evidence("mlass-pe", priors, MarginalLikelihood(counts, 0.1), y, 1.5)
+    torch.testing.assert_close(got, torch.full((3,), expected, dtype=torch.float64))
+
+
+def test_resampling_keeps_rows_in_proportion_to_their_weights():
+    g = torch.Generator().manual_seed(34)
+    even = torch.zeros(8, dtype=torch.float64)
+    assert resampled_rows(even, g, 0.5) is None
+    weights = torch.tensor([0.5, 0.0, 0.25, 0.125, 0.125, 0.0, 0.0, 0.0], dtype=torch.float64)
+    for _ in range(20):
+        rows = resampled_rows(weights.log(), g, 0.5)
+        assert rows is not None
+        counts = torch.bincount(rows, minlength=8).double()
+        assert bool(((counts - 8 * weights).abs() < 1).all()), counts
+        assert bool((rows[1:] >= rows[:-1]).all())
+
+
+def test_a_step_every_row_fell_back_on_leaves_the_weights():
+    weights = torch.tensor([0.0, -1.0])
+    assert torch.equal(add_evidence(weights, torch.full((2,), -math.inf)), weights)
+    mixed = add_evidence(weights, torch.tensor([-math.inf, -2.0]))
+    assert mixed[0] == -math.inf and mixed[1] == -3.0
+
+
+def _path_posterior(priors, table, ys):
+    """p(a_1..T, b_1..T | y_1..T) by enumeration over both sources' whole paths, flattened
+    as (a_1, b_1, a_2, b_2, ...)."""
+    k, steps = table.shape[0], len(ys)
+    probs = np.zeros((k,) * (2 * steps))
+    for path in itertools.product(range(k), repeat=2 * steps):
+        a, b = path[0::2], path[1::2]
+        value = 1.0
+        for i, seq in enumerate((a, b)):
+            value *= float(priors[i].log_initial[seq[0]].exp())
+            for t in range(1, steps):
+                value *= float(priors[i].log_transition[seq[t - 1], seq[t]].exp())
+        for t, y in enumerate(ys):
+            value *= float(table[a[t], b[t], y])
+        probs[path] = value
+    return probs / probs.sum()
+
+
+def _tv(tokens, probs, k):
+    steps = tokens.shape[2]
+    outcome = tokens.permute(0, 2, 1).reshape(tokens.shape[0], 2 * steps)
+    index = (outcome * k ** torch.arange(2 * steps - 1, -1, -1)).sum(1).numpy()
+    observed = np.bincount(index, minlength=probs.size) / index.size
+    return 0.5 * np.abs(observed - probs.ravel()).sum()
+
+
+def test_smc_candidates_follow_the_whole_sequence_posterior(monkeypatch):
+    """With resampling at every step, the candidates are draws of p(z_1..T | y_1..T); the
+    independent per-step draws of search="sample" are not (they never see y_(t+1) when
+    they draw z_t), and the same check tells them apart."""
+    k, ys = 2, [0, 1, 1]
+    sticky = torch.tensor([[0.9, 0.1], [0.1, 0.9]])  # paths rarely switch: y_2, y_3 inform z_1
+    priors = [MarkovPrior(torch.tensor([0.5, 0.5]), sticky) for _ in range(2)]
+    counts = torch.ones(k, k, k)  # y_1 = 0 says nothing; y = 1 says "both sources are 1"
+    counts[:, :, 1] = 0.2
+    counts[1, 1, 1] = 20.0
+    table = normalised(counts, 0.0)
+    probs = _path_posterior(priors, table, ys)
+    monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
+    mixture = torch.tensor(ys)
+    options = dict(num_candidates=40_000, generator=torch.Generator().manual_seed(36))
+    smc = separate("lass", priors, CountLikelihood(counts, 0.0), mixture, search="smc", **options)
+    sample = separate("lass", priors, CountLikelihood(counts, 0.0), mixture, **options)
+    noise = 0.5 * math.sqrt(probs.size / 40_000)  # the TV scale of multinomial noise
+    assert _tv(smc.tokens, probs, k) < noise
+    assert _tv(sample.tokens, probs, k) > 3 * noise
+    assert smc.origins.unique().numel() < 40_000  # rows were resampled, origins with them
+
+
+def test_smc_scores_are_the_resampled_paths_scores():
+    g = torch.Generator().manual_seed(37)
+    k, ys = 3, [0, 2, 1, 1, 0]
+    priors = random_priors(2, k, g, sharpness=2.0)
+    counts = random_counts(k, g, density=1.0) + 0.5
+    lik = CountLikelihood(counts, 0.0)
+    result = separate(
+        "lass",
+        priors,
+        lik,
+        torch.tensor(ys),
+        search="smc",
+        num_candidates=64,
+        generator=torch.Generator().manual_seed(38),
+    )
+    table = normalised(counts, 0.0)
+    for row in range(64):
+        a, b = result.tokens[row]
+        score = 0.0
+        for i, seq in enumerate((a, b)):
+            score += float(priors[i].log_initial[seq[0]])
+            score += sum(float(priors[i].log_transition[seq[t - 1], seq[t]]) for t in range(1, 5))
+        score += sum(math.log(float(table[a[t], b[t], y])) for t, y in enumerate(ys))
+        assert math.isclose(float(result.log_scores[row]), score, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"temperature": 0.7}, "temperature must be 1"), ({"top_k": 2}, "no top_k")],
+)
+def test_smc_needs_the_untempered_posterior(options, message):
+    g = torch.Generator().manual_seed(39)
+    priors = random_priors(2, 3, g)
+    lik = CountLikelihood(random_counts(3, g) + 1.0, 0.0)
+    with pytest.raises(ValueError, match=message):
+        separate("lass", priors, lik, torch.tensor([0, 1]), search="smc", **options)
