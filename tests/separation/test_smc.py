@@ -84,17 +84,23 @@ def test_chain_evidence_sums_the_hidden_mixtures(n):
     torch.testing.assert_close(got, torch.full((3,), math.log(total), dtype=torch.float64))
 
 
-def test_marginal_evidence_is_the_product_over_sources():
+def test_marginal_evidence_comes_per_source():
+    """mlass-pe's sources are independent given y: one evidence per source (their product
+    is the row's)."""
     g = torch.Generator().manual_seed(33)
     k, n, y = 4, 3, 2
     counts = torch.stack([random_counts(k, g, density=0.8)[0] for _ in range(n)])  # (n, K, K)
     priors = random_priors(n, k, g)
     table = normalised(counts, 0.1)  # p(y | z_i) per source
-    expected = sum(
-        math.log(float((p * table[i, :, y].pow(1.5)).sum())) for i, p in enumerate(_probs(priors))
+    expected = torch.tensor(
+        [
+            math.log(float((p * table[i, :, y].pow(1.5)).sum()))
+            for i, p in enumerate(_probs(priors))
+        ],
+        dtype=torch.float64,
     )
     got = _evidence("mlass-pe", priors, MarginalLikelihood(counts, 0.1), y, 1.5)
-    torch.testing.assert_close(got, torch.full((3,), expected, dtype=torch.float64))
+    torch.testing.assert_close(got, expected.expand(3, n))
 
 
 def test_resampling_keeps_rows_in_proportion_to_their_weights():
@@ -111,10 +117,11 @@ def test_resampling_keeps_rows_in_proportion_to_their_weights():
 
 
 def test_a_step_every_row_fell_back_on_leaves_the_weights():
-    weights = torch.tensor([0.0, -1.0])
-    assert torch.equal(add_evidence(weights, torch.full((2,), -math.inf)), weights)
-    mixed = add_evidence(weights, torch.tensor([-math.inf, -2.0]))
-    assert mixed[0] == -math.inf and mixed[1] == -3.0
+    weights = torch.tensor([[0.0, 0.0], [-1.0, -1.0]])  # (C, groups)
+    evidence = torch.tensor([[-math.inf, -math.inf], [-math.inf, -2.0]])
+    updated = add_evidence(weights, evidence)
+    assert torch.equal(updated[:, 0], weights[:, 0])  # group 0: every row fell back
+    assert updated[0, 1] == -math.inf and updated[1, 1] == -3.0
 
 
 def _path_posterior(priors, table, ys):
@@ -202,3 +209,84 @@ def test_smc_needs_the_untempered_posterior(options, message):
     lik = CountLikelihood(random_counts(3, g) + 1.0, 0.0)
     with pytest.raises(ValueError, match=message):
         separate("lass", priors, lik, torch.tensor([0, 1]), search="smc", **options)
+
+
+def _source_path_posterior(prior, column, ys):
+    """p(z_1..T | y_1..T) of one mlass-pe source: its prior path times Π_t p(y_t | z_t)."""
+    k, steps = column.shape[0], len(ys)
+    probs = np.zeros((k,) * steps)
+    for path in itertools.product(range(k), repeat=steps):
+        value = float(prior.log_initial[path[0]].exp())
+        for t in range(1, steps):
+            value *= float(prior.log_transition[path[t - 1], path[t]].exp())
+        probs[path] = value * np.prod([float(column[path[t], y]) for t, y in enumerate(ys)])
+    return probs / probs.sum()
+
+
+def _source_tv(tokens, probs, k):
+    index = (tokens * k ** torch.arange(tokens.shape[1] - 1, -1, -1)).sum(1).numpy()
+    observed = np.bincount(index, minlength=probs.size) / index.size
+    return 0.5 * np.abs(observed - probs.ravel()).sum()
+
+
+def test_mlass_pe_resamples_each_source_on_its_own(monkeypatch):
+    """Each source's candidates follow its own whole-path posterior, histories and scores
+    travel per source (origins (C, N)), and a second window continues them exactly."""
+    k, ys = 2, [0, 1, 1]
+    sticky = torch.tensor([[0.9, 0.1], [0.1, 0.9]])
+    priors = [
+        MarkovPrior(torch.tensor([0.5, 0.5]), sticky),
+        MarkovPrior(torch.tensor([0.3, 0.7]), sticky.flip(1)),  # a source that alternates
+    ]
+    counts = torch.ones(2, k, k)  # [source, z, y]: y = 1 says "z = 1" for both
+    counts[:, 0, 1] = 0.1
+    counts[:, 1, 1] = 10.0
+    lik = MarginalLikelihood(counts, 0.0)
+    column = normalised(counts, 0.0)
+    monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
+    options = dict(num_candidates=40_000, generator=torch.Generator().manual_seed(40))
+    smc = separate("mlass-pe", priors, lik, torch.tensor(ys), search="smc", **options)
+    sample = separate("mlass-pe", priors, lik, torch.tensor(ys), **options)
+    assert smc.origins.shape == (40_000, 2) and smc.source_scores is not None
+    noise = 0.5 * math.sqrt(k ** len(ys) / 40_000)
+    for i in range(2):
+        probs = _source_path_posterior(priors[i], column[i], ys)
+        assert _source_tv(smc.tokens[:, i], probs, k) < noise
+    probs = _source_path_posterior(priors[0], column[0], ys)
+    assert _source_tv(sample.tokens[:, 0], probs, k) > 3 * noise
+    torch.testing.assert_close(smc.source_scores.sum(1), smc.log_scores)
+
+    # A second window: each source continues its own row, and the scores stay path scores.
+    first = separate(
+        "mlass-pe",
+        priors,
+        lik,
+        torch.tensor(ys),
+        search="smc",
+        num_candidates=32,
+        generator=torch.Generator().manual_seed(41),
+    )
+    more = [1, 0]
+    second = separate(
+        "mlass-pe",
+        priors,
+        lik,
+        torch.tensor(more),
+        search="smc",
+        num_candidates=32,
+        generator=torch.Generator().manual_seed(42),
+        prefix=first.tokens,
+        prefix_scores=first.source_scores,
+    )
+    rows = torch.arange(2)
+    whole = torch.cat([first.tokens[second.origins, rows], second.tokens], 2)
+    for c in range(32):
+        expected = 0.0
+        for i in range(2):
+            path = whole[c, i]
+            expected += float(priors[i].log_initial[path[0]])
+            expected += sum(
+                float(priors[i].log_transition[path[t - 1], path[t]]) for t in range(1, 5)
+            )
+            expected += sum(math.log(float(column[i, path[t], y])) for t, y in enumerate(ys + more))
+        assert math.isclose(float(second.log_scores[c]), expected, rel_tol=1e-9, abs_tol=1e-9)

@@ -151,7 +151,8 @@ def separate(
     search="smc": sampling with resampling of the candidates (module docstring).
     prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
     long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
-    (beam search ranks with them). `progress` is called with the number of steps done.
+    (beam search ranks with them), or (C, N) per source (a previous result's source_scores).
+    `progress` is called with the number of steps done.
     Beam search returns fewer than `num_candidates` rows when fewer distinct paths exist
     (e.g. T = 0 gives one row, T = 1 at most K² rows); it never pads.
     """
@@ -177,9 +178,9 @@ def separate(
             raise ValueError("a per-candidate prefix needs one row per candidate")
     if prefix_scores is not None:
         rows = (1 if prefix is None else prefix.shape[0]) if search == "beam" else num_candidates
-        if tuple(prefix_scores.shape) != (rows,):
+        if tuple(prefix_scores.shape) not in ((rows,), (rows, n)):
             raise ValueError(
-                f"prefix_scores must be ({rows},), one per prefix row; "
+                f"prefix_scores must be ({rows},), one per prefix row, or ({rows}, {n}); "
                 f"got {tuple(prefix_scores.shape)}"
             )
     with torch.inference_mode():
@@ -225,23 +226,36 @@ def _separate_sample(
 ) -> Separation:
     n, steps = len(priors), mixture_tokens.shape[0]
     states, rows = _primed_states(priors, prefix, rows)
+    # Groups of sources that are resampled together: all of them, or each on its own where
+    # the sampler's sources are independent given y (mlass-pe). Scores, fallbacks, origins
+    # and weights are kept per group; without resampling there is one group.
+    by_source = resample and sampler.independent_sources
+    members = [[i] for i in range(n)] if by_source else [list(range(n))]
+    groups = len(members)
     tokens = torch.zeros(rows, n, steps, dtype=torch.long)
-    scores = torch.zeros(rows, dtype=torch.float64)
-    if prefix_scores is not None:
-        scores += prefix_scores.to(torch.float64)
-    fallback_steps = torch.zeros(rows, dtype=torch.long)
+    scores = torch.zeros(rows, groups, dtype=torch.float64)
+    if prefix_scores is not None:  # a per-row score without a split rides with group 0
+        carried = prefix_scores.to(torch.float64).reshape(rows, -1)
+        scores[:, : carried.shape[1]] += carried
+    fallback = torch.zeros(rows, groups, dtype=torch.long)
+    origins = torch.arange(rows)[:, None].repeat(1, groups)
+    log_weights = torch.zeros(rows, groups, dtype=torch.float64)  # smc: the particles' weights
     hidden: torch.Tensor | None = None  # (C, N - 2, T) partial mixtures, mlass-bp only
-    origins = torch.arange(rows)
-    log_weights = torch.zeros(rows, dtype=torch.float64)  # smc: the particles' weights
     for t, y in enumerate(mixture_tokens.tolist()):
         # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
         log_priors = [p.log_probs(s).cpu() for p, s in zip(priors, states, strict=True)]
         weights = [prior_weights(lp, temperature, top_k) for lp in log_priors]
         draw = sampler.sample(weights, y, generator)
-        for i, lp in enumerate(log_priors):
-            scores += lp.gather(1, draw.tokens[:, i : i + 1]).squeeze(1).to(torch.float64)
-        scores += draw.log_likelihood
-        fallback_steps += draw.fallback
+        prior_terms = torch.stack(
+            [lp.gather(1, draw.tokens[:, i : i + 1]).squeeze(1) for i, lp in enumerate(log_priors)],
+            1,
+        ).to(torch.float64)  # (C, N)
+        if by_source:
+            scores += prior_terms + draw.source_log_likelihood
+            fallback += draw.source_fallback
+        else:
+            scores[:, 0] += prior_terms.sum(1) + draw.log_likelihood
+            fallback[:, 0] += draw.fallback
         tokens[:, :, t] = draw.tokens
         if draw.hidden is not None:
             if hidden is None:
@@ -253,31 +267,45 @@ def _separate_sample(
                 for i, (p, s) in enumerate(zip(priors, states, strict=True))
             ]
         if resample:
-            log_weights = add_evidence(log_weights, draw.log_evidence)
-            rows_kept = resampled_rows(log_weights, generator, RESAMPLE_BELOW)
-            if rows_kept is not None:
-                tokens[:, :, : t + 1] = tokens[rows_kept, :, : t + 1]
-                if hidden is not None:
-                    hidden[:, :, : t + 1] = hidden[rows_kept, :, : t + 1]
-                scores, fallback_steps = scores[rows_kept], fallback_steps[rows_kept]
-                origins = origins[rows_kept]
+            evidence = _group_evidence(draw.log_evidence, groups)
+            log_weights = add_evidence(log_weights, evidence)
+            for group, sources in enumerate(members):
+                kept = resampled_rows(log_weights[:, group], generator, RESAMPLE_BELOW)
+                if kept is None:
+                    continue
+                tokens[:, sources, : t + 1] = tokens[kept][:, sources, : t + 1]
+                if hidden is not None:  # one group: the hidden tokens go with the row
+                    hidden[:, :, : t + 1] = hidden[kept, :, : t + 1]
+                scores[:, group] = scores[kept, group]
+                fallback[:, group] = fallback[kept, group]
+                origins[:, group] = origins[kept, group]
+                log_weights[:, group] = 0.0
                 if t + 1 < steps:
-                    states = [p.select(s, rows_kept) for p, s in zip(priors, states, strict=True)]
-                log_weights = torch.zeros_like(log_weights)
+                    for i in sources:
+                        states[i] = priors[i].select(states[i], kept)
         if progress is not None:
             progress(t + 1)
-    return Separation(tokens, scores, fallback_steps, origins, hidden)
+    if by_source:
+        # fallback_steps: the most steps any one source of the candidate fell back on
+        return Separation(tokens, scores.sum(1), fallback.max(1).values, origins, None, scores)
+    return Separation(tokens, scores[:, 0], fallback[:, 0], origins[:, 0], hidden)
 
 
-def add_evidence(log_weights: torch.Tensor, evidence: torch.Tensor | None) -> torch.Tensor:
-    """The particles' log weights after one more step's evidence (C,). A row that fell back
-    (evidence -inf) gets weight 0 unless every row did: then the step is treated as
-    uninformative for all (the fallback rule: likelihood uniform for that step)."""
+def _group_evidence(evidence: torch.Tensor | None, groups: int) -> torch.Tensor:
+    """A step's evidence as (C, groups): per source, or the row's (a product over sources)."""
     if evidence is None:
         raise ValueError("this sampler reports no step evidence: search=smc cannot use it")
-    if not bool(torch.isfinite(evidence).any()):
-        return log_weights
-    return log_weights + evidence
+    if evidence.dim() == 1:
+        return evidence[:, None]
+    return evidence if evidence.shape[1] == groups else evidence.sum(1, keepdim=True)
+
+
+def add_evidence(log_weights: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
+    """The particles' log weights (C, G) after one more step's evidence (C, G). A row that fell
+    back (evidence -inf) gets weight 0 unless every row of its group did: then the step is
+    uninformative for that group (the fallback rule: likelihood uniform for that step)."""
+    informative = torch.isfinite(evidence).any(0, keepdim=True)  # (1, G)
+    return torch.where(informative, log_weights + evidence, log_weights)
 
 
 def resampled_rows(

@@ -287,12 +287,17 @@ def _search_windows(
             prefix_scores=scores,
             progress=step,
         )
-        tokens = torch.cat([tokens[result.origins], result.tokens], 2)
-        scores = result.log_scores
-        fallback = fallback[result.origins] + result.fallback_steps
+        if result.origins.dim() == 2:  # each source continues its own prefix row
+            tokens = tokens[result.origins, torch.arange(shape[1])]
+            fallback = fallback[result.origins].max(1).values + result.fallback_steps
+        else:
+            tokens = tokens[result.origins]
+            fallback = fallback[result.origins] + result.fallback_steps
+        tokens = torch.cat([tokens, result.tokens], 2)
+        scores = result.log_scores if result.source_scores is None else result.source_scores
     if int(fallback.sum()):
         logger.info("%d candidate-steps fell back to the priors alone", int(fallback.sum()))
-    return tokens, scores, fallback
+    return tokens, scores if scores.dim() == 1 else scores.sum(1), fallback
 
 
 def _mask_targets(

@@ -19,7 +19,9 @@ class Separation:
     fallback_steps: (C,) long, steps where every tuple had zero likelihood and the step fell
         back to the priors alone (likelihood treated as uniform).
     origins: (C,) long, the prefix row each candidate extends (beam search may drop or
-        duplicate rows of a per-candidate prefix); arange(C) for sampling.
+        duplicate rows of a per-candidate prefix; smc resamples them); arange(C) for sampling.
+        (C, N) where each source was resampled on its own (mlass-pe with smc): the prefix row
+        each source of each candidate extends.
     hidden_tokens: (C, N - 2, T) long for mlass-bp sampling, else None: the sampled hidden
         partial-mixture tokens m_2..m_(N-1) along which the likelihood term was scored
         (-1 at fallback steps).
@@ -33,3 +35,6 @@ class Separation:
     fallback_steps: torch.Tensor
     origins: torch.Tensor
     hidden_tokens: torch.Tensor | None = None
+    # (C, N) with per-source origins: each source's share of log_scores (its prior terms and
+    # its likelihood factor), which is what a next window continues source by source
+    source_scores: torch.Tensor | None = None

@@ -12,6 +12,8 @@ Each also returns the step's evidence, log Σ_z Π_i u_i(z_i) · L(y | z)^w with
 scale restored (`SourceWeights.log_scale`): untempered and unpruned, that is the predictive
 probability of y_t given the row's history, the incremental importance weight of sequential
 Monte Carlo whose proposal is this very draw (engine.py, search "smc"). -inf on fallback rows.
+mlass-pe's sources are independent given y: its evidence comes per source, and sequential
+Monte Carlo resamples each source's candidates on their own.
 """
 
 from __future__ import annotations
@@ -35,7 +37,11 @@ class StepDraw:
     log_likelihood: torch.Tensor  # (C,) float64, w·log L of the drawn tuple (0 on fallback)
     fallback: torch.Tensor  # (C,) bool
     hidden: torch.Tensor | None = None  # (C, N - 2) long: mlass-bp partial mixtures, -1 on fallback
-    log_evidence: torch.Tensor | None = None  # (C,) float64, see the module docstring
+    # (C,) float64, see the module docstring; (C, N) per source from a sampler whose sources
+    # are independent given y (`independent_sources`), which also fills the next two
+    log_evidence: torch.Tensor | None = None
+    source_log_likelihood: torch.Tensor | None = None  # (C, N): each source's w·log L term
+    source_fallback: torch.Tensor | None = None  # (C, N) bool: that source fell back
 
 
 class PairLikelihood(Protocol):
@@ -50,6 +56,8 @@ class PairLikelihood(Protocol):
 
 
 class StepSampler(Protocol):
+    independent_sources: bool  # True: the draw's evidence comes per source (C, N)
+
     def sample(
         self, weights: list[SourceWeights], y: int, generator: torch.Generator | None
     ) -> StepDraw: ...
@@ -57,6 +65,8 @@ class StepSampler(Protocol):
 
 class PairSampler:
     """Two sources, joint likelihood L(y | z1, z2): lass, hybrid (counts), lqvae (Gaussian)."""
+
+    independent_sources = False
 
     def __init__(self, likelihood: PairLikelihood, weight: float) -> None:
         self.likelihood = likelihood
@@ -87,6 +97,8 @@ class ChainSampler:
     factorisation, and Π_l p_l^w is not it). Score: w·Σ_l log p_l(m_(l+2) | m_(l+1), z_(l+2))
     along the sampled hidden tokens (the complete-data likelihood), which are returned too.
     """
+
+    independent_sources = False
 
     def __init__(self, likelihood: ChainLikelihood, weight: float) -> None:
         self.likelihood = likelihood
@@ -147,6 +159,8 @@ class ChainSampler:
 class MarginalSampler:
     """MLASS-PE: each source independently from ∝ u_i(z) · p(y | z)^w."""
 
+    independent_sources = True
+
     def __init__(self, likelihood: MarginalLikelihood, weight: float) -> None:
         self.likelihood = likelihood
         self.weight = weight
@@ -166,10 +180,13 @@ class MarginalSampler:
         log_lik = column.gather(1, tokens.T).T.log()  # (C, N)
         log_lik = torch.where(impossible.view(rows, n), 0.0, self.weight * log_lik)
         scales = torch.stack([_log_scale(w) for w in weights], 1)  # (C, N)
-        # The sources are independent given y: the step's evidence is the product of theirs.
-        evidence = (mass.log().view(rows, n) + scales).sum(1)
-        fallback = impossible.view(rows, n).any(1)
-        return StepDraw(tokens, log_lik.sum(1), fallback, None, evidence)
+        # Each source's own evidence: the sources are independent given y (the row's is
+        # their product).
+        evidence = mass.log().view(rows, n) + scales
+        impossible = impossible.view(rows, n)
+        return StepDraw(
+            tokens, log_lik.sum(1), impossible.any(1), None, evidence, log_lik, impossible
+        )
 
 
 def _log_scale(weights: SourceWeights) -> torch.Tensor:
