@@ -15,7 +15,13 @@ search.
 Estimators (P_i: source i's power on the STFT, masks P_i / Σ_j P_j, applied to the mixture):
 "power" the mean over candidates of |X̂_ci|² (sessions 1–4), "magnitude" the squared mean
 magnitude (mean_c |X̂_ci|)², "magnitude+smooth" that averaged over 5 frames (the service's
-`segment_power` + `TimeSmoother`), "mean mask" the mean of each candidate's own masks.
+`segment_power` + `TimeSmoother`), "mean mask" the mean of each candidate's own masks,
+"1.5-mean+smooth" the power mean (mean_c |X̂_ci|^1.5)^(4/3) averaged likewise. With
+`--corpus`, also "static spectra": every source's mean power spectrum over 400 random 3-s
+train crops, the same in every frame — Wiener filtering with no candidates at all, the
+yardstick of what the candidates add.
+
+    .venv/bin/python bench/mask_study.py score /tmp/study/mlass-pe3 --counts 16 --corpus data/corpus
 """
 
 from __future__ import annotations
@@ -50,7 +56,22 @@ ESTIMATORS: dict[str, Estimator] = {
     "magnitude": lambda mag: mag.mean(0) ** 2,
     "magnitude+smooth": lambda mag: _smooth(mag.mean(0) ** 2),
     "mean mask": lambda mag: torch.stack([_masks(m**2) for m in mag]).mean(0),
+    "1.5-mean+smooth": lambda mag: _smooth((mag**1.5).mean(0) ** (4 / 3)),
 }
+
+
+def train_spectra(corpus: str, sources: int, crops: int = 400, seed: int = 0) -> torch.Tensor:
+    """(N, F) each source's mean power spectrum over random 3-s crops of the train split."""
+    from latsep.corpus import Corpus
+
+    audio = Corpus(corpus).split_pcm("train").pcm[:sources]
+    rng = np.random.default_rng(seed)
+    length = 3 * 22050
+    total = torch.zeros(sources, N_FFT // 2 + 1, dtype=torch.float64)
+    for start in rng.integers(0, audio.shape[1] - length, crops):
+        crop = audio[:, start : start + length].astype(np.float32) / 32768.0
+        total += (_stft(crop).abs() ** 2).mean(-1).double()
+    return (total / crops).float()
 
 
 def dump(args: argparse.Namespace) -> None:
@@ -105,7 +126,9 @@ def _stft(x: np.ndarray) -> torch.Tensor:
     )
 
 
-def _chunk_scores(path: Path, counts: list[int], rate: int) -> dict[str, np.ndarray]:
+def _chunk_scores(
+    path: Path, counts: list[int], rate: int, spectra: torch.Tensor | None
+) -> dict[str, np.ndarray]:
     """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
     from latsep.models.metrics import bss_sdr
 
@@ -123,6 +146,10 @@ def _chunk_scores(path: Path, counts: list[int], rate: int) -> dict[str, np.ndar
             masks = _masks(estimator(magnitude[:count]))
             stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
             scores[f"{name} C{count}"] = bss_sdr(references, stems.numpy(), rate) - baseline
+    if spectra is not None:  # no candidates: the same spectrum in every frame
+        power = spectra[:n, :, None].expand(n, spectra.shape[1], spec.shape[-1])
+        stems = torch.istft(_masks(power) * spec[None], N_FFT, HOP, window=window, length=length)
+        scores["static spectra"] = bss_sdr(references, stems.numpy(), rate) - baseline
     return scores
 
 
@@ -131,8 +158,10 @@ def score(args: argparse.Namespace) -> None:
     if not files:
         sys.exit(f"no dumped chunks in {args.dir}")
     rows: dict[str, list[np.ndarray]] = {}
+    sources = np.load(files[0])["references"].shape[0]
+    spectra = train_spectra(args.corpus, sources) if args.corpus else None
     for path in files:
-        for key, margin in _chunk_scores(path, args.counts, args.rate).items():
+        for key, margin in _chunk_scores(path, args.counts, args.rate, spectra).items():
             rows.setdefault(key, []).append(margin)
     first = np.array(next(iter(rows.values())))
     print(f"{args.dir}: {len(files)} chunks; SDR margin over mixture/N per source, mean;")
@@ -165,6 +194,7 @@ def main() -> None:
     s.add_argument("dir")
     s.add_argument("--counts", type=int, nargs="+", default=[4, 8, 16])
     s.add_argument("--rate", type=int, default=22050)
+    s.add_argument("--corpus", help="also score static train-split spectra (no candidates)")
     args = parser.parse_args()
     dump(args) if args.command == "dump" else score(args)
 

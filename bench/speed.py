@@ -6,6 +6,7 @@ defaults, the candidate count if given); runs the chunks once to warm up, then t
 
     .venv/bin/python bench/speed.py lass 2 artifacts/default/plain 8
     .venv/bin/python bench/speed.py mlass-bp 3 artifacts/default/plain 16
+    .venv/bin/python bench/speed.py mlass-pe 3 artifacts/default/plain --search smc
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from latsep.bundle import load_bundle
 from latsep.corpus import evaluation_chunks
 from latsep.evaluation.config import SOURCE_SETS, Overrides, method_settings
+from latsep.methods import SEARCHES
 from latsep.models.separation import Separator
 
 
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--corpus", default="data/corpus")
     parser.add_argument("--chunks", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--search", choices=SEARCHES, default=None, help="default: the bundle's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bundle = load_bundle(args.bundle, torch.device("cpu"))
@@ -40,7 +43,7 @@ def main() -> None:
     settings = method_settings(
         args.method,
         args.sources,
-        Overrides(num_candidates=args.candidates),
+        Overrides(num_candidates=args.candidates, search=args.search),
         bundle.separation_defaults(args.method, args.sources),
     )
 
@@ -53,7 +56,7 @@ def main() -> None:
     run()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(
-        f"{args.method} N={args.sources} C={settings.num_candidates}: "
+        f"{args.method} N={args.sources} C={settings.num_candidates} {settings.search}: "
         f"{wall / len(chunks):.2f} s per chunk (wall), {cpu / len(chunks):.2f} s (CPU)"
     )
 
