@@ -127,7 +127,9 @@ function renderSources() {
   }
   const most = Math.min(method.max_sources, method.sources.length);
   $("sources-hint").textContent = most <= 2 ? "Choose 2 sources." : `Choose 2 to ${most} sources.`;
-  $("search").querySelector("option[value=beam]").disabled = !method.searches.includes("beam");
+  for (const search of ["beam", "smc"]) {
+    $("search").querySelector(`option[value=${search}]`).disabled = !method.searches.includes(search);
+  }
   renderReferences();
   validate();
 }
