@@ -71,8 +71,8 @@ def method_settings(
         origin["temperature"] = _origin("temperature", given, tuned)
         raise ValueError(
             f"{method}: search={settings.search} ({origin['search']}) needs untempered "
-            f"scores, but the "
-            f"temperature is {settings.temperature:g} ({origin['temperature']}); pass "
+            f"scores, but the temperature is {settings.temperature:g} "
+            f"({origin['temperature']}); pass "
             "--temperature 1 or --search sample"
         )
     return settings

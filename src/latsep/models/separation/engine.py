@@ -267,13 +267,12 @@ def _separate_sample(
                 for i, (p, s) in enumerate(zip(priors, states, strict=True))
             ]
         if resample:
-            evidence = _group_evidence(draw.log_evidence, groups)
-            log_weights = add_evidence(log_weights, evidence)
+            log_weights = add_evidence(log_weights, _group_evidence(draw.log_evidence))
             for group, sources in enumerate(members):
                 kept = resampled_rows(log_weights[:, group], generator, RESAMPLE_BELOW)
                 if kept is None:
                     continue
-                tokens[:, sources, : t + 1] = tokens[kept][:, sources, : t + 1]
+                tokens[:, sources, : t + 1] = tokens[kept, :, : t + 1][:, sources]
                 if hidden is not None:  # one group: the hidden tokens go with the row
                     hidden[:, :, : t + 1] = hidden[kept, :, : t + 1]
                 scores[:, group] = scores[kept, group]
@@ -291,13 +290,12 @@ def _separate_sample(
     return Separation(tokens, scores[:, 0], fallback[:, 0], origins[:, 0], hidden)
 
 
-def _group_evidence(evidence: torch.Tensor | None, groups: int) -> torch.Tensor:
-    """A step's evidence as (C, groups): per source, or the row's (a product over sources)."""
+def _group_evidence(evidence: torch.Tensor | None) -> torch.Tensor:
+    """A step's evidence as (C, groups): the row's (C,) as one group, or per source (C, N)
+    from a sampler with independent sources, which are then resampled source by source."""
     if evidence is None:
         raise ValueError("this sampler reports no step evidence: search=smc cannot use it")
-    if evidence.dim() == 1:
-        return evidence[:, None]
-    return evidence if evidence.shape[1] == groups else evidence.sum(1, keepdim=True)
+    return evidence[:, None] if evidence.dim() == 1 else evidence
 
 
 def add_evidence(log_weights: torch.Tensor, evidence: torch.Tensor) -> torch.Tensor:
