@@ -40,6 +40,17 @@ def random_counts(k: int, generator: torch.Generator, density: float = 0.5, scal
     return counts
 
 
+def markov_log_prob(prior: MarkovPrior, paths) -> torch.Tensor:
+    """log p(path) under a Markov prior for each row of `paths` (C, T) (or one path (T,)),
+    float64: the initial term and every transition, written independently of the engine."""
+    paths = torch.as_tensor(paths, dtype=torch.long)
+    single = paths.dim() == 1
+    paths = paths.reshape(-1, paths.shape[-1])
+    log_p = prior.log_initial.double()[paths[:, 0]]
+    log_p = log_p + prior.log_transition.double()[paths[:, :-1], paths[:, 1:]].sum(1)
+    return log_p[0] if single else log_p
+
+
 def random_priors(n: int, k: int, generator: torch.Generator, sharpness: float = 1.0):
     return [MarkovPrior.random(k, generator=generator, sharpness=sharpness) for _ in range(n)]
 

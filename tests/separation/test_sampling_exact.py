@@ -15,6 +15,7 @@ from sep_bruteforce import (
     assert_samples_match,
     chain_posterior,
     flat_index,
+    markov_log_prob,
     normalised,
     prior_probs,
     random_counts,
@@ -301,11 +302,7 @@ def test_log_scores_are_the_path_scores(method):
         method, priors, lik, y, num_candidates=8, likelihood_weight=weight, top_k=3, generator=g
     )
     tokens = result.tokens  # (C, N, T)
-    prior_score = torch.zeros(8, dtype=torch.float64)
-    for i, prior in enumerate(priors):
-        prior_score += prior.log_initial.double()[tokens[:, i, 0]]
-        for t in range(1, steps):
-            prior_score += prior.log_transition.double()[tokens[:, i, t - 1], tokens[:, i, t]]
+    prior_score = sum(markov_log_prob(prior, tokens[:, i]) for i, prior in enumerate(priors))
     if method == "lass":
         lik_score = sum(
             lik.log_prob(tokens[:, 0, t], tokens[:, 1, t], y[t].expand(8)) for t in range(steps)

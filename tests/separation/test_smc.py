@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from sep_bruteforce import normalised, random_counts, random_priors
+from sep_bruteforce import markov_log_prob, normalised, random_counts, random_priors
 
 import latsep.models.separation.engine as engine
 from latsep.models.likelihood import (
@@ -131,11 +131,8 @@ def _path_posterior(priors, table, ys):
     probs = np.zeros((k,) * (2 * steps))
     for path in itertools.product(range(k), repeat=2 * steps):
         a, b = path[0::2], path[1::2]
-        value = 1.0
-        for i, seq in enumerate((a, b)):
-            value *= float(priors[i].log_initial[seq[0]].exp())
-            for t in range(1, steps):
-                value *= float(priors[i].log_transition[seq[t - 1], seq[t]].exp())
+        log_prior = sum(float(markov_log_prob(p, s)) for p, s in zip(priors, (a, b), strict=True))
+        value = math.exp(log_prior)
         for t, y in enumerate(ys):
             value *= float(table[a[t], b[t], y])
         probs[path] = value
@@ -191,10 +188,7 @@ def test_smc_scores_are_the_resampled_paths_scores():
     table = normalised(counts, 0.0)
     for row in range(64):
         a, b = result.tokens[row]
-        score = 0.0
-        for i, seq in enumerate((a, b)):
-            score += float(priors[i].log_initial[seq[0]])
-            score += sum(float(priors[i].log_transition[seq[t - 1], seq[t]]) for t in range(1, 5))
+        score = sum(float(markov_log_prob(p, s)) for p, s in zip(priors, (a, b), strict=True))
         score += sum(math.log(float(table[a[t], b[t], y])) for t, y in enumerate(ys))
         assert math.isclose(float(result.log_scores[row]), score, rel_tol=1e-9, abs_tol=1e-9)
 
@@ -216,9 +210,7 @@ def _source_path_posterior(prior, column, ys):
     k, steps = column.shape[0], len(ys)
     probs = np.zeros((k,) * steps)
     for path in itertools.product(range(k), repeat=steps):
-        value = float(prior.log_initial[path[0]].exp())
-        for t in range(1, steps):
-            value *= float(prior.log_transition[path[t - 1], path[t]].exp())
+        value = math.exp(float(markov_log_prob(prior, path)))
         probs[path] = value * np.prod([float(column[path[t], y]) for t, y in enumerate(ys)])
     return probs / probs.sum()
 
@@ -284,9 +276,6 @@ def test_mlass_pe_resamples_each_source_on_its_own(monkeypatch):
         expected = 0.0
         for i in range(2):
             path = whole[c, i]
-            expected += float(priors[i].log_initial[path[0]])
-            expected += sum(
-                float(priors[i].log_transition[path[t - 1], path[t]]) for t in range(1, 5)
-            )
+            expected += float(markov_log_prob(priors[i], path))
             expected += sum(math.log(float(column[i, path[t], y])) for t, y in enumerate(ys + more))
         assert math.isclose(float(second.log_scores[c]), expected, rel_tol=1e-9, abs_tol=1e-9)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sep_bruteforce import markov_log_prob
 
 from latsep.models.likelihood import ChainLikelihood, CountLikelihood
 from latsep.models.prior.markov import MarkovPrior
@@ -106,10 +107,7 @@ def mean_code_counts(k: int) -> torch.Tensor:
 def chain_scores(priors, likelihood, mixture_tokens, tokens):
     """Σ_t [Σ_i log p_i(z_t | z_(t-1)) + log L(y_t | z_t)] of whole paths (C, 2, T)."""
     c, _, steps = tokens.shape
-    score = torch.zeros(c, dtype=torch.float64)
-    for i, prior in enumerate(priors):
-        score += prior.log_initial.double()[tokens[:, i, 0]]
-        score += prior.log_transition.double()[tokens[:, i, :-1], tokens[:, i, 1:]].sum(1)
+    score = sum(markov_log_prob(prior, tokens[:, i]) for i, prior in enumerate(priors))
     for t in range(steps):
         y = mixture_tokens[t].expand(c)
         score += likelihood.log_prob(tokens[:, 0, t], tokens[:, 1, t], y)
