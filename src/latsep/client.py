@@ -129,7 +129,7 @@ class Client:
         *,
         references: Mapping[str, str | Path] | None = None,
         num_candidates: int | None = None,
-        search: Literal["sample", "beam", "smc"] | None = None,
+        search: Literal["sample", "beam", "smc", "mixed"] | None = None,
         temperature: float | None = None,
         top_k: int | None = None,
         likelihood_weight: float | None = None,

@@ -97,8 +97,11 @@ LATENT_METHODS = tuple(m for m in METHODS if METHOD_TABLE[m].latent)
 # mlass-pe is the faster and better of the two there (docs/bench).
 DEFAULT_METHOD = "mlass-pe"
 # sample: independent per-step draws; beam: two-source MAP search; smc: the same draws with
-# the candidates resampled by their predictive weight (sequential Monte Carlo, engine.py)
-SEARCHES = ("sample", "beam", "smc")
+# the candidates resampled by their predictive weight (sequential Monte Carlo, engine.py);
+# mixed: half the candidates resampled as in smc, the other half independent as in sample
+SEARCHES = ("sample", "beam", "smc", "mixed")
+# searches that weigh candidates by the untempered, untruncated posterior
+RESAMPLING_SEARCHES = ("smc", "mixed")
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class SearchSettings:
     temperature: float = 1.0
     top_k: int | None = None
     likelihood_weight: float = 1.0
-    search: str = "sample"  # "beam" only for the two-source methods; "smc" untempered
+    search: str = "sample"  # "beam" only for the two-source methods; smc/mixed untempered
 
     def keywords(self) -> dict[str, Any]:
         """These knobs as keyword arguments of `separate` and `separate_waveform`."""
@@ -150,7 +153,8 @@ def option_problem(
 
     - two-source methods separate exactly two sources;
     - beam search exists for the two-source methods only, and ranks untempered scores, so
-      it needs temperature 1; smc weighs candidates by the untempered posterior, likewise;
+      it needs temperature 1; smc and mixed weigh candidates by the untempered, untruncated
+      posterior, so they need temperature 1 and no top-k;
     - the likelihood weight is a finite number > 0, and mlass-bp with three sources or more
       samples its chain of partial mixtures exactly only at weight 1 (L^w has no chain
       factorisation).
@@ -169,13 +173,16 @@ def option_problem(
                 "search=beam ranks paths by their untempered scores: temperature must be 1 "
                 f"(got {temperature}); use search=sample for tempered draws"
             )
-    if search == "smc" and temperature not in (None, 1.0):
+    if search in RESAMPLING_SEARCHES and temperature not in (None, 1.0):
         return (
-            "search=smc weighs candidates by the untempered posterior: temperature must be 1 "
-            f"(got {temperature})"
+            f"search={search} weighs candidates by the untempered posterior: temperature must "
+            f"be 1 (got {temperature})"
         )
-    if search == "smc" and top_k is not None:
-        return f"search=smc weighs candidates by the untruncated posterior: no top_k (got {top_k})"
+    if search in RESAMPLING_SEARCHES and top_k is not None:
+        return (
+            f"search={search} weighs candidates by the untruncated posterior: no top_k "
+            f"(got {top_k})"
+        )
     weight = likelihood_weight
     if weight is not None and not (math.isfinite(weight) and weight > 0):
         return f"likelihood_weight must be a finite number > 0; got {weight}"

@@ -139,35 +139,77 @@ def _path_posterior(priors, table, ys):
     return probs / probs.sum()
 
 
-def _tv(tokens, probs, k):
+def _outcomes(tokens, k):
+    """Each row's whole path (C, 2, T) as one index into the flattened (a_1, b_1, ...) grid."""
     steps = tokens.shape[2]
     outcome = tokens.permute(0, 2, 1).reshape(tokens.shape[0], 2 * steps)
-    index = (outcome * k ** torch.arange(2 * steps - 1, -1, -1)).sum(1).numpy()
+    return (outcome * k ** torch.arange(2 * steps - 1, -1, -1)).sum(1).numpy()
+
+
+def _tv(tokens, probs, k):
+    index = _outcomes(tokens, k)
     observed = np.bincount(index, minlength=probs.size) / index.size
     return 0.5 * np.abs(observed - probs.ravel()).sum()
+
+
+def _sticky_problem():
+    """Two sticky Markov sources and a table where y = 1 says "both sources are 1": the
+    later steps y_2, y_3 inform z_1. Returns (priors, counts, ys, whole-path posterior)."""
+    k, ys = 2, [0, 1, 1]
+    sticky = torch.tensor([[0.9, 0.1], [0.1, 0.9]])  # paths rarely switch
+    priors = [MarkovPrior(torch.tensor([0.5, 0.5]), sticky) for _ in range(2)]
+    counts = torch.ones(k, k, k)  # y_1 = 0 says nothing
+    counts[:, :, 1] = 0.2
+    counts[1, 1, 1] = 20.0
+    return priors, counts, ys, _path_posterior(priors, normalised(counts, 0.0), ys)
 
 
 def test_smc_candidates_follow_the_whole_sequence_posterior(monkeypatch):
     """With resampling at every step, the candidates are draws of p(z_1..T | y_1..T); the
     independent per-step draws of search="sample" are not (they never see y_(t+1) when
     they draw z_t), and the same check tells them apart."""
-    k, ys = 2, [0, 1, 1]
-    sticky = torch.tensor([[0.9, 0.1], [0.1, 0.9]])  # paths rarely switch: y_2, y_3 inform z_1
-    priors = [MarkovPrior(torch.tensor([0.5, 0.5]), sticky) for _ in range(2)]
-    counts = torch.ones(k, k, k)  # y_1 = 0 says nothing; y = 1 says "both sources are 1"
-    counts[:, :, 1] = 0.2
-    counts[1, 1, 1] = 20.0
-    table = normalised(counts, 0.0)
-    probs = _path_posterior(priors, table, ys)
+    priors, counts, ys, probs = _sticky_problem()
     monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
     mixture = torch.tensor(ys)
     options = dict(num_candidates=40_000, generator=torch.Generator().manual_seed(36))
     smc = separate("lass", priors, CountLikelihood(counts, 0.0), mixture, search="smc", **options)
     sample = separate("lass", priors, CountLikelihood(counts, 0.0), mixture, **options)
     noise = 0.5 * math.sqrt(probs.size / 40_000)  # the TV scale of multinomial noise
-    assert _tv(smc.tokens, probs, k) < noise
-    assert _tv(sample.tokens, probs, k) > 3 * noise
+    assert _tv(smc.tokens, probs, 2) < noise
+    assert _tv(sample.tokens, probs, 2) > 3 * noise
     assert smc.origins.unique().numel() < 40_000  # rows were resampled, origins with them
+
+
+def test_mixed_resamples_the_first_half_and_leaves_the_rest_independent(monkeypatch):
+    """search="mixed": the first ⌈C/2⌉ rows are smc particles (the whole-path posterior,
+    resampled among themselves only), the others are the independent draws of "sample"."""
+    priors, counts, ys, probs = _sticky_problem()
+    monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
+    mixture = torch.tensor(ys)
+    options = dict(num_candidates=40_000, generator=torch.Generator().manual_seed(42))
+    mixed = separate(
+        "lass", priors, CountLikelihood(counts, 0.0), mixture, search="mixed", **options
+    )
+    sample = separate("lass", priors, CountLikelihood(counts, 0.0), mixture, **options)
+    particles, independent = mixed.tokens[:20_000], mixed.tokens[20_000:]
+    noise = 0.5 * math.sqrt(probs.size / 20_000)
+    assert _tv(particles, probs, 2) < noise
+    assert _tv(independent, probs, 2) > 3 * noise
+    # the independent half is distributed as search="sample"'s draws
+    proposal = np.bincount(_outcomes(sample.tokens, 2), minlength=probs.size) / 40_000
+    assert _tv(independent, proposal, 2) < 2 * noise
+    assert torch.equal(mixed.origins[20_000:], torch.arange(20_000, 40_000))
+    assert (
+        mixed.origins[:20_000].max() < 20_000 and mixed.origins[:20_000].unique().numel() < 20_000
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "search", "particles"),
+    [(16, "mixed", 8), (5, "mixed", 3), (1, "mixed", 1), (16, "smc", 16), (16, "sample", 0)],
+)
+def test_particle_rows(rows, search, particles):
+    assert engine.particle_rows(search, rows) == particles
 
 
 def test_smc_scores_are_the_resampled_paths_scores():
@@ -193,16 +235,17 @@ def test_smc_scores_are_the_resampled_paths_scores():
         assert math.isclose(float(result.log_scores[row]), score, rel_tol=1e-9, abs_tol=1e-9)
 
 
+@pytest.mark.parametrize("search", ["smc", "mixed"])
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"temperature": 0.7}, "temperature must be 1"), ({"top_k": 2}, "no top_k")],
 )
-def test_smc_needs_the_untempered_posterior(options, message):
+def test_smc_needs_the_untempered_posterior(search, options, message):
     g = torch.Generator().manual_seed(39)
     priors = random_priors(2, 3, g)
     lik = CountLikelihood(random_counts(3, g) + 1.0, 0.0)
     with pytest.raises(ValueError, match=message):
-        separate("lass", priors, lik, torch.tensor([0, 1]), search="smc", **options)
+        separate("lass", priors, lik, torch.tensor([0, 1]), search=search, **options)
 
 
 def _source_path_posterior(prior, column, ys):
@@ -279,3 +322,25 @@ def test_mlass_pe_resamples_each_source_on_its_own(monkeypatch):
             expected += float(markov_log_prob(priors[i], path))
             expected += sum(math.log(float(column[i, path[t], y])) for t, y in enumerate(ys + more))
         assert math.isclose(float(second.log_scores[c]), expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_mlass_pe_mixed_keeps_the_independent_rows_per_source(monkeypatch):
+    """mixed with mlass-pe: each source's particles are resampled among the first half, and
+    every source of the other half keeps its own row."""
+    g = torch.Generator().manual_seed(43)
+    priors = random_priors(2, 3, g, sharpness=2.0)
+    lik = MarginalLikelihood(torch.rand(2, 3, 3, generator=g) + 0.05, 0.0)
+    monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
+    mixed = separate(
+        "mlass-pe",
+        priors,
+        lik,
+        torch.tensor([0, 2, 1, 1]),
+        search="mixed",
+        num_candidates=10,
+        generator=torch.Generator().manual_seed(44),
+    )
+    assert mixed.origins.shape == (10, 2)
+    assert torch.equal(mixed.origins[5:], torch.arange(5, 10)[:, None].expand(5, 2))
+    assert mixed.origins[:5].max() < 5
+    torch.testing.assert_close(mixed.source_scores.sum(1), mixed.log_scores)

@@ -159,7 +159,7 @@ def test_toy_end_to_end_reproduces_the_mixture_exactly():
     assert int(result.fallback_steps.sum()) == 0
 
 
-@pytest.mark.parametrize("search", ["sample", "beam", "smc"])
+@pytest.mark.parametrize("search", ["sample", "beam", "smc", "mixed"])
 def test_windows_continue_each_candidate(search):
     """Windows of 9 tokens with a 3-token prefix: every candidate continues its own history."""
     k = 16

@@ -64,7 +64,7 @@ def job_options(client: TestClient, **fields) -> dict:
 def test_methods_show_the_defaults_a_request_gets(app_client: TestClient, store: JobStore) -> None:
     register(store, TUNED)
     methods = {m["name"]: m for m in app_client.get("/methods").json()["methods"]}
-    assert methods["lass"]["searches"] == ["sample", "beam", "smc"]
+    assert methods["lass"]["searches"] == ["sample", "beam", "smc", "mixed"]
     assert methods["lass"]["defaults"] == {
         "num_candidates": 3,
         "search": "sample",
@@ -158,7 +158,11 @@ def test_defaults_follow_the_number_of_sources(app_client: TestClient, store: Jo
     assert two["num_candidates"] == 2 and two["likelihood_weight"] == 2.0
     methods = {m["name"]: m for m in app_client.get("/methods").json()["methods"]}
     shown = methods["mlass-bp"]
-    assert shown["searches"] == ["sample", "smc"]  # beam search is for the two-source methods
+    assert shown["searches"] == [
+        "sample",
+        "smc",
+        "mixed",
+    ]  # beam search is for the two-source methods
     assert shown["defaults"]["likelihood_weight"] == 1.0  # what a request naming none gets
     assert {n: d["likelihood_weight"] for n, d in shown["defaults_by_sources"].items()} == {
         "2": 2.0,

@@ -12,7 +12,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from latsep.methods import METHOD_TABLE, METHODS, TWO_SOURCE_METHODS, SearchSettings
+from latsep.methods import (
+    METHOD_TABLE,
+    METHODS,
+    RESAMPLING_SEARCHES,
+    TWO_SOURCE_METHODS,
+    SearchSettings,
+)
 
 # The stems each source count separates (the corpus's names).
 SOURCE_SETS: dict[int, tuple[str, ...]] = {
@@ -66,7 +72,7 @@ def method_settings(
     if METHOD_TABLE[method].chain and num_sources >= 3:
         chosen["likelihood_weight"] = 1.0
     settings = replace(METHOD_DEFAULTS[method], **chosen)
-    if settings.search in ("beam", "smc") and settings.temperature != 1.0:
+    if settings.search in ("beam", *RESAMPLING_SEARCHES) and settings.temperature != 1.0:
         origin = {"search": _origin("search", given, tuned)}
         origin["temperature"] = _origin("temperature", given, tuned)
         raise ValueError(

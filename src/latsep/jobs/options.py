@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from latsep.methods import SearchSettings
 
 Consistency = Literal["wiener", "ensemble", "none"]
-Search = Literal["sample", "beam", "smc"]
+Search = Literal["sample", "beam", "smc", "mixed"]
 
 # What an option left out means when the serving bundle records no default for the method
 # (num_candidates' global default is the setting `default_num_candidates`).

@@ -172,7 +172,7 @@ FIELDS: dict[str, dict[str, tuple[str | None, Any]]] = {
         "recommended": (None, False),
         "sources": (None, ["bass", "drums"]),
         "max_sources": ("Most sources one request may name", 2),
-        "searches": (None, ["sample", "beam", "smc"]),
+        "searches": (None, ["sample", "beam", "smc", "mixed"]),
         "sample_rate": ("Sample rate the models run at (Hz)", 22050),
         "bundles": ("The model bundles serving it", ["default-plain"]),
         "workers": ("Live workers serving it", 1),

@@ -14,6 +14,9 @@ states with them, weights reset). Independent draws look at y_t only; resampling
 steps prune a history that explains them badly, so the candidates approach samples of the
 whole-sequence posterior. The weights target that posterior only untempered and unpruned, so
 smc needs temperature 1 and no top-k. Windows of long audio each start with equal weights.
+search="mixed" resamples only the first half of the candidates (⌈C/2⌉ particles) and draws the
+rest independently, as "sample" does: the particles are the better candidates, the independent
+draws keep the spread a consensus of masks needs (docs/bench/ablation.md, session 9).
 
 likelihood_weight w must be > 0 (w = 0 would make 0^0 and 0·log 0 ambiguous). For mlass-bp
 with n >= 3 sources w must be 1: DESIGN asks for Π_i p_i · L^w with L = Σ_m Π_l p_l, and L^w
@@ -38,6 +41,8 @@ from latsep.models.separation.weights import prior_weights
 
 # search="smc" resamples when the effective sample size falls below this share of the rows
 RESAMPLE_BELOW = 0.5
+# search="mixed": the share of the candidates that are resampled particles (rounded up)
+MIXED_PARTICLES = 0.5
 
 # method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py)
 LIKELIHOODS: dict[str, tuple[type, ...]] = {m: model.likelihoods for m, model in MODELS.items()}
@@ -148,7 +153,8 @@ def separate(
 
     search="sample": every step draws the tuple exactly from ∝ Π_i p_i^(1/τ)|top-k · L^w.
     search="beam" (two-source methods): `num_candidates` beams, best first.
-    search="smc": sampling with resampling of the candidates (module docstring).
+    search="smc": sampling with resampling of the candidates (module docstring); "mixed":
+    the first ⌈C/2⌉ candidates resampled, the others independent draws.
     prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
     long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
     (beam search ranks with them), or (C, N) per source (a previous result's source_scores).
@@ -207,8 +213,18 @@ def separate(
             prefix,
             prefix_scores,
             progress,
-            resample=search == "smc",
+            particles=particle_rows(search, num_candidates),
         )
+
+
+def particle_rows(search: str, rows: int) -> int:
+    """How many of `rows` candidates `search` resamples: all for smc, ⌈MIXED_PARTICLES·rows⌉
+    for mixed (the first ones), none otherwise."""
+    if search == "smc":
+        return rows
+    if search == "mixed":
+        return math.ceil(MIXED_PARTICLES * rows)
+    return 0
 
 
 def _separate_sample(
@@ -222,14 +238,15 @@ def _separate_sample(
     prefix: torch.Tensor | None,
     prefix_scores: torch.Tensor | None,
     progress: Callable[[int], None] | None,
-    resample: bool = False,
+    particles: int = 0,
 ) -> Separation:
     n, steps = len(priors), mixture_tokens.shape[0]
     states, rows = _primed_states(priors, prefix, rows)
     # Groups of sources that are resampled together: all of them, or each on its own where
     # the sampler's sources are independent given y (mlass-pe). Scores, fallbacks, origins
-    # and weights are kept per group; without resampling there is one group.
-    by_source = resample and sampler.independent_sources
+    # and weights are kept per group; without resampling there is one group. Only the first
+    # `particles` rows are resampled (among themselves); the rest stay independent draws.
+    by_source = particles > 0 and sampler.independent_sources
     members = [[i] for i in range(n)] if by_source else [list(range(n))]
     groups = len(members)
     tokens = torch.zeros(rows, n, steps, dtype=torch.long)
@@ -239,7 +256,7 @@ def _separate_sample(
         scores[:, : carried.shape[1]] += carried
     fallback = torch.zeros(rows, groups, dtype=torch.long)
     origins = torch.arange(rows)[:, None].repeat(1, groups)
-    log_weights = torch.zeros(rows, groups, dtype=torch.float64)  # smc: the particles' weights
+    log_weights = torch.zeros(particles, groups, dtype=torch.float64)  # the particles' weights
     hidden: torch.Tensor | None = None  # (C, N - 2, T) partial mixtures, mlass-bp only
     for t, y in enumerate(mixture_tokens.tolist()):
         # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
@@ -266,12 +283,14 @@ def _separate_sample(
                 p.advance(s, draw.tokens[:, i])
                 for i, (p, s) in enumerate(zip(priors, states, strict=True))
             ]
-        if resample:
-            log_weights = add_evidence(log_weights, _group_evidence(draw.log_evidence))
+        if particles:
+            evidence = _group_evidence(draw.log_evidence)[:particles]
+            log_weights = add_evidence(log_weights, evidence)
             for group, sources in enumerate(members):
-                kept = resampled_rows(log_weights[:, group], generator, RESAMPLE_BELOW)
-                if kept is None:
+                chosen = resampled_rows(log_weights[:, group], generator, RESAMPLE_BELOW)
+                if chosen is None:
                     continue
+                kept = torch.cat([chosen, torch.arange(particles, rows)])
                 tokens[:, sources, : t + 1] = tokens[kept, :, : t + 1][:, sources]
                 if hidden is not None:  # one group: the hidden tokens go with the row
                     hidden[:, :, : t + 1] = hidden[kept, :, : t + 1]

@@ -127,7 +127,7 @@ function renderSources() {
   }
   const most = Math.min(method.max_sources, method.sources.length);
   $("sources-hint").textContent = most <= 2 ? "Choose 2 sources." : `Choose 2 to ${most} sources.`;
-  for (const search of ["beam", "smc"]) {
+  for (const search of ["beam", "smc", "mixed"]) {
     $("search").querySelector(`option[value=${search}]`).disabled = !method.searches.includes(search);
   }
   renderReferences();
