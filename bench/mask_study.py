@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latsep.methods import SEARCHES
+
 N_FFT, HOP = 1024, 256
 Estimator = Callable[[torch.Tensor], torch.Tensor]  # |X̂| (C, N, F, T) -> P (N, F, T)
 
@@ -87,7 +89,7 @@ def dump(args: argparse.Namespace) -> None:
     settings = method_settings(  # the bench's rules: the bundle's defaults, C candidates
         args.method,
         args.sources,
-        Overrides(num_candidates=args.candidates),
+        Overrides(num_candidates=args.candidates, search=args.search),
         bundle.separation_defaults(args.method, args.sources),
     )
     separator = Separator(bundle, args.method, sources)
@@ -188,6 +190,7 @@ def main() -> None:
     d.add_argument("--chunks", type=int, default=32)
     d.add_argument("--candidates", type=int, default=16)
     d.add_argument("--level-db", type=float, default=0.0)
+    d.add_argument("--search", choices=SEARCHES, default=None, help="default: the bundle's")
     d.add_argument("--threads", type=int, default=1)
     d.add_argument("--out", required=True)
     s = commands.add_parser("score", help="score every estimator on the dumped candidates")
