@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import time
 
 import numpy as np
 import torch
+
+from paired import print_paired
 
 SOURCES = ("bass", "drums", "other")
 
@@ -153,15 +154,7 @@ def run(args: argparse.Namespace) -> None:
             rows.setdefault(name, []).append(margin)
             line.append(" ".join(f"{m:+.2f}" for m in margin))
         print(f"{n + 1}/{len(chunks)} " + " | ".join(line), flush=True)
-    first = np.array(rows["mlass-pe"])
-    print(f"{len(first)} chunks; margin over mixture/3 (bass drums other); paired with mlass-pe")
-    for name, values in rows.items():
-        margin = np.array(values)
-        diff = margin - first
-        se = diff.std(0, ddof=1) / math.sqrt(len(diff))
-        cells = " ".join(f"{m:+.2f}" for m in margin.mean(0))
-        diffs = " ".join(f"{d:+.2f} ± {s:.2f}" for d, s in zip(diff.mean(0), se, strict=True))
-        print(f"{name:20s} {cells}   | {diffs}")
+    print_paired(rows, "mlass-pe", "margin over mixture/3 (bass drums other)")
 
 
 def main() -> None:
