@@ -329,7 +329,7 @@ def test_mlass_pe_mixed_keeps_the_independent_rows_per_source(monkeypatch):
     every source of the other half keeps its own row."""
     g = torch.Generator().manual_seed(43)
     priors = random_priors(2, 3, g, sharpness=2.0)
-    lik = MarginalLikelihood(torch.rand(2, 3, 3, generator=g) + 0.05, 0.0)
+    lik = MarginalLikelihood(torch.rand(2, 3, 3, generator=g) ** 4 + 0.01, 0.0)  # peaked
     monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
     mixed = separate(
         "mlass-pe",
@@ -337,10 +337,13 @@ def test_mlass_pe_mixed_keeps_the_independent_rows_per_source(monkeypatch):
         lik,
         torch.tensor([0, 2, 1, 1]),
         search="mixed",
-        num_candidates=10,
+        num_candidates=64,
         generator=torch.Generator().manual_seed(44),
     )
-    assert mixed.origins.shape == (10, 2)
-    assert torch.equal(mixed.origins[5:], torch.arange(5, 10)[:, None].expand(5, 2))
-    assert mixed.origins[:5].max() < 5
+    assert mixed.origins.shape == (64, 2)
+    assert torch.equal(mixed.origins[32:], torch.arange(32, 64)[:, None].expand(32, 2))
+    assert mixed.origins[:32].max() < 32
+    for i in range(2):  # the particles were resampled, each source on its own
+        assert mixed.origins[:32, i].unique().numel() < 32
+    assert not torch.equal(mixed.origins[:32, 0], mixed.origins[:32, 1])
     torch.testing.assert_close(mixed.source_scores.sum(1), mixed.log_scores)

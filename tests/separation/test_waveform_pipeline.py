@@ -10,6 +10,7 @@ from sep_bruteforce import markov_log_prob
 from latsep.models.likelihood import ChainLikelihood, CountLikelihood
 from latsep.models.prior.markov import MarkovPrior
 from latsep.models.separation import (
+    engine,
     mixture_error,
     prior_context,
     separate_waveform,
@@ -160,8 +161,10 @@ def test_toy_end_to_end_reproduces_the_mixture_exactly():
 
 
 @pytest.mark.parametrize("search", ["sample", "beam", "smc", "mixed"])
-def test_windows_continue_each_candidate(search):
-    """Windows of 9 tokens with a 3-token prefix: every candidate continues its own history."""
+def test_windows_continue_each_candidate(search, monkeypatch):
+    """Windows of 9 tokens with a 3-token prefix: every candidate continues its own history
+    (smc and mixed resample at every step, so rows move between windows' seams)."""
+    monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
     k = 16
     priors, sources = lattice_problem(2, k, length=30, seed=1)
     counts = mean_code_counts(k)

@@ -41,7 +41,9 @@ from latsep.models.separation.weights import prior_weights
 
 # search="smc" resamples when the effective sample size falls below this share of the rows
 RESAMPLE_BELOW = 0.5
-# search="mixed": the share of the candidates that are resampled particles (rounded up)
+# search="mixed": the share of the candidates that are resampled particles (rounded up). Two
+# particles never fall below the threshold (their ESS is at least 1), so with 3 or 4
+# candidates mixed draws as "sample" does; the shipped defaults use 16.
 MIXED_PARTICLES = 0.5
 
 # method -> the likelihood classes it takes (the methods and their rules: latsep/methods.py)
@@ -313,7 +315,7 @@ def _group_evidence(evidence: torch.Tensor | None) -> torch.Tensor:
     """A step's evidence as (C, groups): the row's (C,) as one group, or per source (C, N)
     from a sampler with independent sources, which are then resampled source by source."""
     if evidence is None:
-        raise ValueError("this sampler reports no step evidence: search=smc cannot use it")
+        raise ValueError("this sampler reports no step evidence: search=smc or mixed cannot use it")
     return evidence[:, None] if evidence.dim() == 1 else evidence
 
 

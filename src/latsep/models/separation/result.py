@@ -19,8 +19,9 @@ class Separation:
     fallback_steps: (C,) long, steps where every tuple had zero likelihood and the step fell
         back to the priors alone (likelihood treated as uniform).
     origins: (C,) long, the prefix row each candidate extends (beam search may drop or
-        duplicate rows of a per-candidate prefix; smc resamples them); arange(C) for sampling.
-        (C, N) where each source was resampled on its own (mlass-pe with smc): the prefix row
+        duplicate rows of a per-candidate prefix; smc and mixed resample them); arange(C) for
+        sampling. (C, N) where each source was resampled on its own (mlass-pe with smc or
+        mixed): the prefix row
         each source of each candidate extends.
     hidden_tokens: (C, N - 2, T) long for mlass-bp sampling, else None: the sampled hidden
         partial-mixture tokens m_2..m_(N-1) along which the likelihood term was scored
