@@ -27,35 +27,31 @@ import time
 import numpy as np
 import torch
 
-from paired import print_paired
-
-SOURCES = ("bass", "drums", "other")
+from studies import (
+    SOURCES,
+    Variant,
+    compare,
+    cpu_bundle,
+    crop_arguments,
+    encoded_train_crops,
+    mlass_pe3,
+    run_arguments,
+    with_likelihood,
+)
 
 
 def count(args: argparse.Namespace) -> None:
-    from latsep.bundle import load_bundle
-    from latsep.training.counts import EDGE_TOKENS, SparseCounter
-    from latsep.training.data import StemStore
+    from latsep.training.counts import SparseCounter
 
-    torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle, torch.device("cpu"))
-    codec, k = bundle.codec, bundle.num_tokens
-    store = StemStore(args.corpus, "train", SOURCES)
-    hop = codec.hop_length
-    length = round(2.0 * codec.sample_rate / hop) * hop
-    rng = np.random.default_rng(args.seed)
+    bundle = cpu_bundle(args.bundle, args.threads)
+    k = bundle.num_tokens
     pairs = list(itertools.combinations(range(3), 2))
     counters = {p: SparseCounter((k, k, k)) for p in pairs}
     start = time.perf_counter()
-    with torch.inference_mode():
-        for done in range(0, args.crops, 16):
-            crops = torch.from_numpy(store.crops(rng, min(16, args.crops - done), length, (-6, 6)))
-            signals = torch.cat([crops[:, 0], crops[:, 1], crops[:, 2], crops.mean(1)])
-            tokens = codec.encode(signals).numpy()[:, EDGE_TOKENS:-EDGE_TOKENS]
-            tokens = tokens.reshape(4, crops.shape[0], -1)  # bass, drums, other, mixture
-            for i, j in pairs:
-                counters[(i, j)].add(tokens[i], tokens[j], tokens[3])
-            print(f"{done + crops.shape[0]}/{args.crops} crops", flush=True)
+    for batch in encoded_train_crops(bundle.codec, args.corpus, args.crops, args.seed):
+        sources, mixture = batch.sources.numpy(), batch.mixture.numpy()
+        for i, j in pairs:
+            counters[(i, j)].add(sources[i], sources[j], mixture)
     out = {}
     for (i, j), counter in counters.items():
         indices, counts = counter.coo()
@@ -95,89 +91,51 @@ class GroupedSampler:
 
 
 def run(args: argparse.Namespace) -> None:
-    from latsep.bundle import load_bundle
-    from latsep.corpus import evaluation_chunks
-    from latsep.evaluation.config import Overrides, method_settings
-    from latsep.evaluation.runner import chunk_seed
     from latsep.models.likelihood import Backoff, CountLikelihood
-    from latsep.models.metrics import bss_sdr
-    from latsep.models.separation import Separator, engine
+    from latsep.models.separation import engine
 
-    torch.set_num_threads(args.threads)
-    bundle = load_bundle(args.bundle, torch.device("cpu"))
-    settings = method_settings(
-        "mlass-pe",
-        3,
-        Overrides(num_candidates=args.candidates, search="sample"),
-        bundle.separation_defaults("mlass-pe", 3),
+    bundle, settings, separator = mlass_pe3(
+        args.bundle, args.threads, num_candidates=args.candidates, search="sample"
     )
-    separator = Separator(bundle, "mlass-pe", SOURCES)
     data = np.load(args.tables)
-    k = bundle.num_tokens
-    groups = [tuple(int(c) for c in g) for g in args.groups]
-    pair_likelihoods = {
-        g: CountLikelihood.from_sparse(
-            torch.from_numpy(data[f"{g[0]}{g[1]}_indices"]),
-            torch.from_numpy(data[f"{g[0]}{g[1]}_counts"]),
-            k,
+    plain_sampler = engine.step_sampler
+
+    def grouped(group: tuple[int, int]) -> Variant:
+        """mlass-pe's separation with its per-step sampler swapped for a GroupedSampler."""
+        pair = CountLikelihood.from_sparse(
+            torch.from_numpy(data[f"{group[0]}{group[1]}_indices"]),
+            torch.from_numpy(data[f"{group[0]}{group[1]}_counts"]),
+            bundle.num_tokens,
             bundle.default_smoothing,
             backoff=Backoff(args.beta, "product"),
         )
-        for g in groups
-    }
-    plain_sampler = engine.step_sampler
-    chunks = evaluation_chunks(
-        args.corpus, SOURCES, split=args.split, seconds=3.0, count=args.chunks, seed=0
-    )
-    rows: dict[str, list[np.ndarray]] = {}
-    for n, chunk in enumerate(chunks):
-        stems = np.asarray(chunk.stems, np.float64) * 10.0 ** (args.level_db / 20.0)
-        mixture = stems.sum(0)
-        baseline = bss_sdr(stems, np.repeat(mixture[None] / 3, 3, 0), bundle.sample_rate)
-        seed = chunk_seed(0, chunk)
-        variants: list[tuple[str, object]] = [("mlass-pe", None)]
-        variants += [(f"group {SOURCES[g[0]]}+{SOURCES[g[1]]}", g) for g in groups]
-        line = []
-        for name, group in variants:
-            if group is None:
-                engine.step_sampler = plain_sampler
-            else:
-                pair = pair_likelihoods[group]
-                engine.step_sampler = lambda m, lik, w, g=group, p=pair: GroupedSampler(
-                    lik, p, g, w
-                )
+
+        def run_grouped(mixture: np.ndarray, seed: int) -> np.ndarray:
+            engine.step_sampler = lambda m, lik, w: GroupedSampler(lik, pair, group, w)
             try:
-                result = separator.separate(mixture, settings, seed=seed)
+                return separator.separate(mixture, settings, seed=seed).stems
             finally:
                 engine.step_sampler = plain_sampler
-            margin = bss_sdr(stems, result.stems, bundle.sample_rate) - baseline
-            rows.setdefault(name, []).append(margin)
-            line.append(" ".join(f"{m:+.2f}" for m in margin))
-        print(f"{n + 1}/{len(chunks)} " + " | ".join(line), flush=True)
-    print_paired(rows, "mlass-pe", "margin over mixture/3 (bass drums other)")
+
+        return run_grouped
+
+    variants = {"mlass-pe": with_likelihood(separator, settings, separator.likelihood)}
+    for g in (tuple(int(c) for c in text) for text in args.groups):
+        variants[f"group {SOURCES[g[0]]}+{SOURCES[g[1]]}"] = grouped(g)
+    compare(variants, args, bundle.sample_rate)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     c = commands.add_parser("count", help="count the pair-in-mixture tables")
-    c.add_argument("--bundle", required=True)
-    c.add_argument("--corpus", required=True)
-    c.add_argument("--crops", type=int, default=1200)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--threads", type=int, default=1)
-    c.add_argument("--out", required=True)
+    crop_arguments(c, crops=1200)
     r = commands.add_parser("run", help="separate valid chunks, mlass-pe vs grouped")
-    r.add_argument("--bundle", required=True)
-    r.add_argument("--corpus", required=True)
+    run_arguments(r)
     r.add_argument("--tables", required=True)
     r.add_argument("--groups", nargs="+", default=["01", "02"], help="pairs kept joint: 01 02 12")
     r.add_argument("--beta", type=float, default=16.0, help="product backoff strength")
-    r.add_argument("--split", default="valid", choices=["valid", "test"])
-    r.add_argument("--chunks", type=int, default=32)
     r.add_argument("--candidates", type=int, default=16)
-    r.add_argument("--level-db", type=float, default=0.0)
-    r.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     count(args) if args.command == "count" else run(args)
 
