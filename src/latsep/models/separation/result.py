@@ -21,8 +21,7 @@ class Separation:
     origins: (C,) long, the prefix row each candidate extends (beam search may drop or
         duplicate rows of a per-candidate prefix; smc and mixed resample them); arange(C) for
         sampling. (C, N) where each source was resampled on its own (mlass-pe with smc or
-        mixed): the prefix row
-        each source of each candidate extends.
+        mixed): the prefix row each source of each candidate extends.
     hidden_tokens: (C, N - 2, T) long for mlass-bp sampling, else None: the sampled hidden
         partial-mixture tokens m_2..m_(N-1) along which the likelihood term was scored
         (-1 at fallback steps).
