@@ -29,7 +29,11 @@ def main() -> None:
     from latsep.models.separation.chunks import decode_tokens
     from latsep.models.separation.consistency import wiener_stems
     from latsep.models.separation.engine import separate, step_sampler
-    from latsep.models.separation.observation import level_gain, observe_mixture
+    from latsep.models.separation.observation import (
+        level_gain,
+        models_input,
+        observe_mixture,
+    )
     from latsep.models.separation.refine import gibbs_sweeps
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,7 +71,8 @@ def main() -> None:
         stems = np.asarray(chunk.stems, np.float64) * 10.0 ** (args.level_db / 20.0)
         mixture = stems.sum(0)
         gain = level_gain(mixture, n, bundle.stem_level_dbfs)
-        y, _ = observe_mixture(bundle.codec, likelihood, mixture, gain, n, False)  # tokens
+        padded = models_input(bundle.codec, mixture, gain, n)
+        y, _ = observe_mixture(bundle.codec, likelihood, padded, False)  # tokens
         generator = torch.Generator().manual_seed(chunk_seed(0, chunk))
         baseline = bss_sdr(stems, np.repeat(mixture[None] / n, n, 0), 22050)
         start = time.perf_counter()

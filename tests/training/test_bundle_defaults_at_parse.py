@@ -109,3 +109,27 @@ def test_latent_sigmas_are_parsed_per_method() -> None:
     data["bundles"][0]["latent_sigma"] = {"lqvae": 0.8, "hybrid": 4}
     (spec,) = parse_config(data).bundles
     assert spec.latent_sigma == {"lqvae": 0.8, "hybrid": 4.0}
+
+
+@pytest.mark.parametrize(
+    ("sources", "views", "message"),
+    [
+        (["bass", "drums"], {"low": {"filter": "lowpass", "cutoff_hz": [200]}}, "three or more"),
+        (["bass", "drums", "other"], {"low": {"filter": "lowpass", "cutoff_hz": [0]}}, "cutoff"),
+        (["bass", "drums", "other"], {"low": {"filter": "comb", "cutoff_hz": [200]}}, "kind"),
+        (["bass", "drums", "other"],
+         {"low": {"filter": "lowpass", "cutoff_hz": [200], "weight": -1}}, "weight"),
+    ],
+)  # fmt: skip
+def test_bad_views_fail_at_parse_time(sources: list, views: dict, message: str) -> None:
+    data = _config("plain", sources, {})
+    data["bundles"][0]["views"] = views
+    with pytest.raises(ValueError, match=message):
+        parse_config(data)
+
+
+def test_views_are_parsed() -> None:
+    data = _config("plain", ["bass", "drums", "other"], {})
+    data["bundles"][0]["views"] = {"low": {"filter": "lowpass", "cutoff_hz": [200], "weight": 2}}
+    (spec,) = parse_config(data).bundles
+    assert spec.views == {"low": {"filter": "lowpass", "cutoff_hz": [200], "weight": 2}}

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from latsep.training.counts import SparseCounter, TableCounter, TablePlan, encode_crops
+from latsep.training.counts import (
+    EDGE_TOKENS,
+    SparseCounter,
+    TableCounter,
+    TablePlan,
+    encode_crops,
+)
 
 
 def dense_of(counter: SparseCounter) -> np.ndarray:
@@ -130,3 +136,49 @@ def test_encode_crops_builds_means_in_chain_order() -> None:
     assert np.all(sources[:, 0] == 3) and np.all(sources[:, 2] == 15)
     assert np.all(pairs[(0, 1)] == 6) and np.all(pairs[(1, 2)] == 12)
     assert np.all(partial[0] == 6) and np.all(partial[1] == 9)  # m2, m3
+
+
+class _LatticeCodec(torch.nn.Module):
+    """Hop 1, code k = the value k: tokens are the rounded samples."""
+
+    num_tokens, hop_length, sample_rate = 8, 1, 22050
+    codebook = torch.zeros(8, 1)
+
+    def encode(self, audio: torch.Tensor) -> torch.Tensor:
+        return audio.round().clamp(0, 7).long()
+
+
+class _FixedStore:
+    stems = ("bass", "drums", "other")
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = audio  # (B, N, L)
+
+    def crops(self, rng, size, length, gain_db):
+        return self.audio[:size, :, :length]
+
+
+def test_view_counts_are_each_sources_tokens_against_the_filtered_means():
+    from latsep.models.separation.views import BandFilter
+    from latsep.training.view_counts import count_views
+
+    audio = np.random.default_rng(0).uniform(0, 7, (4, 3, 40)).astype(np.float32)
+    band = BandFilter("lowpass", (5000.0,))
+    tables = count_views(
+        _LatticeCodec(), _FixedStore(audio), {"low": band}, crops=4, crop_seconds=40 / 22050,
+        batch_size=4, progress=False, initial={"view-low:bass+drums+other": [
+            (np.array([[0], [1], [2]]), np.array([5]))]},
+    )  # fmt: skip
+    expected = np.zeros((3, 8, 8), np.int64)
+    expected[0, 1, 2] = 5  # the initial counts
+    observed = band.apply(audio.mean(1), 22050).round().clip(0, 7).astype(int)  # (B, L)
+    tokens = audio.round().clip(0, 7).astype(int)
+    edge = EDGE_TOKENS
+    for b in range(4):
+        for i in range(3):
+            for t in range(edge, 40 - edge):
+                expected[i, tokens[b, i, t], observed[b, t]] += 1
+    ((indices, counts),) = tables["view-low:bass+drums+other"]
+    dense = np.zeros((3, 8, 8), np.int64)
+    np.add.at(dense, tuple(indices), counts)
+    np.testing.assert_array_equal(dense, expected)

@@ -39,6 +39,14 @@ def test_tiny_pipeline_serves_all_five_methods(trained: Path) -> None:
     for method, bundle in by_method.items():
         for sources in bundle.source_sets(method):
             assert bundle.likelihood(method, sources).num_tokens == k
+    # The config's band view, counted for the three sources: every (source, token) of the
+    # count crops against the view's token (crops × trimmed steps × 3 sources).
+    (view,) = plain.views(("bass", "drums", "other"))
+    assert view.name == "low" and plain.views(("bass", "drums")) == ()
+    counts = load_config("tiny").counts
+    steps = round(counts.crop_seconds * plain.sample_rate / plain.hop_length) - 4
+    total = int(plain.raw_tables["view-low:bass+drums+other"][0][1].sum())
+    assert total == counts.crops * steps * 3
     prior = plain.prior("drums")
     state = prior.advance(prior.initial_state(2), torch.tensor([0, 1]))
     assert torch.allclose(prior.log_probs(state).exp().sum(-1), torch.ones(2), atol=1e-5)
@@ -202,6 +210,12 @@ def test_warm_start_continues_priors_and_adds_counts(trained: Path) -> None:
 
     old_counts, new_counts = by_key(old_i, old_c), by_key(new_i, new_c)
     assert all(new_counts.get(key, 0) >= count for key, count in old_counts.items())
+    # the band view's counts accumulate the same way
+    view = "view-low:bass+drums+other"
+    old_view, new_view = before.raw_tables[view][0], after.raw_tables[view][0]
+    assert int(new_view[1].sum()) == 2 * int(old_view[1].sum())  # as many new crops again
+    old_counts, new_counts = by_key(*old_view), by_key(*new_view)
+    assert all(new_counts.get(key, 0) >= count for key, count in old_counts.items())
     provenance = json.loads((trained / "warm-out" / "plain" / "manifest.json").read_text())
     assert provenance["provenance"]["init_from"]["plain"].startswith(str(shipped))
 
@@ -220,8 +234,26 @@ def test_warm_start_with_no_new_crops_keeps_the_bundles_counts(trained: Path) ->
     meta = json.loads((run / "result.json").read_text())
     kept = _load_counts(run, meta["codec"])
     assert kept is not None
-    for name, levels in bundle.raw_tables.items():
-        for (indices, counts), (kept_i, kept_c) in zip(levels, kept.tables[name], strict=True):
+    assert set(kept.tables) == {n for n in bundle.raw_tables if not n.startswith("view-")}
+    for name, levels in kept.tables.items():  # band views are counted as the bundle is written
+        for (indices, counts), (kept_i, kept_c) in zip(
+            bundle.raw_tables[name], levels, strict=True
+        ):
             assert np.array_equal(indices.numpy(), kept_i) and np.array_equal(
                 counts.numpy(), kept_c
             )
+
+
+def test_views_are_added_to_a_bundle_from_the_command_line(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "plain"
+    shutil.copytree(trained / "out" / "plain", copy)
+    corpus = json.loads((copy / "manifest.json").read_text())["provenance"]["corpus"]
+    args = ["bundle", "add-views", str(copy), "--corpus", corpus, "--crops", "16"]
+    assert main([*args, "--view", "high", "highpass", "3000", "0.5"]) == 0
+    bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
+    views = {v.name: v for v in bundle.views(("bass", "drums", "other"))}
+    assert set(views) == {"low", "high"} and views["high"].weight == 0.5
+    assert main([*args, "--view", "bad", "bandpass", "300", "1"]) == 2  # one cutoff: refused
+    assert main([*args, "--sources", "bass,drums", "--view", "x", "lowpass", "200", "1"]) == 2

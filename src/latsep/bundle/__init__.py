@@ -5,6 +5,7 @@ from latsep.bundle.collection import find_bundles, load_bundles
 from latsep.bundle.defaults import DEFAULT_FIELDS
 from latsep.bundle.manifest import FORMAT_VERSION, BundleError
 from latsep.bundle.store import (
+    add_views,
     load_bundle,
     save_bundle,
     set_likelihood,
@@ -16,6 +17,7 @@ __all__ = [
     "FORMAT_VERSION",
     "Bundle",
     "BundleError",
+    "add_views",
     "find_bundles",
     "load_bundle",
     "load_bundles",

@@ -10,13 +10,20 @@ from typing import Any
 import torch
 
 from latsep.bundle.defaults import defaults_for
-from latsep.bundle.manifest import PAIR_TABLE, BundleError, split_table_name
+from latsep.bundle.manifest import (
+    DEFAULT_SMOOTHING,
+    PAIR_TABLE,
+    VIEW_PREFIX,
+    BundleError,
+    split_table_name,
+)
 from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.codec import Codec
-from latsep.models.likelihood import Backoff
+from latsep.models.likelihood import Backoff, MarginalLikelihood
 from latsep.models.prior.transformer import TransformerPrior
 from latsep.models.separation.observation import NOMINAL_STEM_DBFS
 from latsep.models.separation.registry import MODELS, Tables
+from latsep.models.separation.views import BandFilter, MixtureView
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -39,7 +46,7 @@ class Bundle:
         self._priors = priors
         self._tables = tables
         self.device = device
-        self._cache: dict[tuple[str, tuple[str, ...], float, float], Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
     @property
     def name(self) -> str:
@@ -189,6 +196,31 @@ class Bundle:
             return MODELS[method].build(tables)
         except ValueError as exc:
             raise BundleError(str(exc)) from exc
+
+    def views(self, sources: Sequence[str]) -> tuple[MixtureView, ...]:
+        """The band views this bundle counted for exactly this set of sources, their tables
+        in the given order (none: ()). A view's table needs smoothing > 0: a factor of 0
+        would rule a code out, so a bundle without smoothing gets the default for them."""
+        sources = tuple(sources)
+        key = ("views", sources)
+        if key in self._cache:
+            return self._cache[key]
+        smoothing = self.default_smoothing or DEFAULT_SMOOTHING
+        found = []
+        for name, entry in self.manifest.get("likelihood", {}).get("views", {}).items():
+            for kind, stored in self._table_keys():
+                if kind != VIEW_PREFIX + name or sorted(stored) != sorted(sources):
+                    continue
+                indices, counts = self._tables[kind + ":" + "+".join(stored)][0]
+                position = torch.tensor([sources.index(s) for s in stored])
+                indices = torch.stack([position[indices[0]], indices[1], indices[2]])
+                table = MarginalLikelihood.from_sparse(
+                    indices, counts, len(sources), self.num_tokens, smoothing
+                )
+                band = BandFilter.from_manifest(entry)
+                found.append(MixtureView(name, band, table, float(entry.get("weight", 1.0))))
+        self._cache[key] = tuple(found)
+        return self._cache[key]
 
     def _table_keys(self) -> list[tuple[str, tuple[str, ...]]]:
         return [split_table_name(name) for name in self.manifest["tables"]]

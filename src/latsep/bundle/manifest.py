@@ -27,6 +27,8 @@ DEFAULT_SMOOTHING = 0.01  # additive pseudo-count when the caller gives none
 
 PAIR_TABLE = "lass"  # the joint table of a pair: LASS's, read by every table method
 TABLE_KINDS = (PAIR_TABLE, "chain", "marginal")
+# "view-<name>:a+b+c": p(v | z_i) of band view <name> (likelihood.views), marginal-shaped
+VIEW_PREFIX = "view-"
 
 
 class BundleError(Exception):
@@ -47,9 +49,24 @@ def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
     """ "lass:bass+drums" → ("lass", ("bass", "drums"))."""
     kind, sep, rest = name.partition(":")
     sources = tuple(rest.split("+")) if rest else ()
-    if not sep or kind not in TABLE_KINDS or len(sources) < 2 or "" in sources:
+    known = kind in TABLE_KINDS or view_name(kind) is not None
+    if not sep or not known or len(sources) < 2 or "" in sources:
         raise BundleError(f"malformed table name {name!r}")
     return kind, sources
+
+
+def view_name(kind: str) -> str | None:
+    """The view a table kind holds ("view-low" → "low"), None for any other kind."""
+    name = kind.removeprefix(VIEW_PREFIX)
+    if name == kind or not name or not all(c.isalnum() or c == "_" for c in name):
+        return None
+    return name
+
+
+def table_shape(kind: str, num_sources: int, num_tokens: int) -> tuple[int, int, int]:
+    """A table's dense shape: [source, z, y] for marginal and view tables, else K³."""
+    marginal = kind == "marginal" or view_name(kind) is not None
+    return (num_sources if marginal else num_tokens, num_tokens, num_tokens)
 
 
 def served_methods(kind: str, table_names: list[str]) -> tuple[str, ...]:
@@ -99,6 +116,7 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
         _, table_sources = split_table_name(name)
         if not set(table_sources) <= set(sources):
             raise BundleError(f"{where}: table {name!r} names a source the bundle lacks")
+    _check_view_tables(manifest, where)
     expected = served_methods(kind, list(manifest["tables"]))
     unknown = set(manifest["methods"]) - set(expected)
     if unknown:
@@ -128,3 +146,20 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
             raise BundleError(f"{where}: missing file {relative}")
         if sha256_of(path) != digest:
             raise BundleError(f"{where}: {relative} does not match its sha256 (corrupt or edited)")
+
+
+def _check_view_tables(manifest: dict[str, Any], where: str) -> None:
+    """Every view table has its view in likelihood.views, and every view a table."""
+    views = manifest.get("likelihood", {}).get("views", {})
+    if not isinstance(views, dict):
+        raise BundleError(f"{where}: likelihood.views must be an object")
+    tabled = set()
+    for name in manifest["tables"]:
+        view = view_name(split_table_name(name)[0])
+        if view is None:
+            continue
+        if view not in views:
+            raise BundleError(f"{where}: table {name!r} is of a view likelihood.views lacks")
+        tabled.add(view)
+    if set(views) - tabled:
+        raise BundleError(f"{where}: views {sorted(set(views) - tabled)} have no table")

@@ -27,13 +27,16 @@ from latsep.bundle.manifest import (
     sha256_of,
     split_table_name,
     table_file,
+    table_shape,
     validate_manifest,
+    view_name,
 )
 from latsep.bundle.tables import COO, load_table, save_table
 from latsep.bundle.weights import FP32_PREFIXES, WEIGHT_DTYPES, load_module, save_module
 from latsep.methods import METHOD_TABLE, check_latent_sigmas
 from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
+from latsep.models.separation.views import BandFilter
 
 
 def save_bundle(
@@ -50,6 +53,7 @@ def save_bundle(
     separation_defaults: Mapping[str, Mapping[str, Any]] | None = None,
     backoff: float = 0.0,
     latent_sigma: Mapping[str, float] | None = None,
+    views: Mapping[str, Mapping[str, Any]] | None = None,
     weights_dtype: str = "float16",
     overwrite: bool = False,
 ) -> Path:
@@ -60,6 +64,8 @@ def save_bundle(
     "float16" (half the bytes; the quantizer stays fp32) or "float32" (bit-exact).
     `backoff`: the count tables' backoff strength β (0: additive smoothing only).
     `latent_sigma`: {method: σ} of the methods that also score the mixture's continuous latent.
+    `views`: {name: {"filter", "cutoff_hz", "order", "weight"}} of the band views whose
+    "view-<name>:..." tables `tables` holds (models/separation/views.py).
     """
     path = Path(path)
     check_backoff(backoff)
@@ -70,6 +76,7 @@ def save_bundle(
     defaults = check_separation_defaults(separation_defaults or {}, methods, has_chain=has_chain)
     sigmas = {m: float(s) for m, s in (latent_sigma or {}).items()}
     check_latent_sigmas(sigmas, methods)
+    view_entries = check_views(views or {})
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     sources = list(priors)
@@ -92,7 +99,7 @@ def save_bundle(
             table_entries[table_name] = {
                 "file": table_file(table_name),
                 "levels": len(levels),
-                "shape": [len(table_sources) if kind == "marginal" else k, k, k],
+                "shape": list(table_shape(kind, len(table_sources), k)),
                 "nnz": [int(c.shape[0]) for _, c in levels],
                 "total": [int(c.sum()) for _, c in levels],
             }
@@ -115,6 +122,7 @@ def save_bundle(
                 "default_smoothing": DEFAULT_SMOOTHING,
                 "backoff": float(backoff),
                 **({"latent_sigma": sigmas} if sigmas else {}),
+                **({"views": view_entries} if view_entries else {}),
             },
             "methods": methods,
             "weights": {"dtype": weights_dtype, "float32": list(FP32_PREFIXES)},
@@ -180,7 +188,7 @@ def load_bundle(
         if entry.get("levels") != levels:
             raise BundleError(f"bundle {root}: table {table_name} should have {levels} levels")
         k = codec_config.num_tokens
-        shape = (len(table_sources) if kind == "marginal" else k, k, k)
+        shape = table_shape(kind, len(table_sources), k)
         table_path = root / table_file(table_name, manifest["format_version"])
         declared = entry.get("nnz")
         if declared is not None and (
@@ -209,6 +217,7 @@ def load_bundle(
         check_latent_sigmas(
             manifest.get("likelihood", {}).get("latent_sigma", {}), manifest["methods"]
         )
+        check_views(manifest.get("likelihood", {}).get("views", {}))
     except ValueError as exc:
         raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     return Bundle(root, manifest, codec, priors, tables, device)
@@ -284,17 +293,18 @@ def set_likelihood(
     *,
     backoff: float | None = None,
     latent_sigma: Mapping[str, float] | None = None,
+    view_weight: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Record a tuned backoff strength and/or σ of a method's latent term ({method: σ}; σ 0
-    removes it: the method scores tokens only again) in a bundle's manifest (validated
-    first, replaced atomically; weights and tables untouched); returns the manifest's
-    likelihood entry."""
+    """Record a tuned backoff strength, σ of a method's latent term ({method: σ}; σ 0
+    removes it: the method scores tokens only again) and/or band views' weights ({view: λ})
+    in a bundle's manifest (validated first, replaced atomically; weights and tables
+    untouched); returns the manifest's likelihood entry."""
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
     likelihood = dict(manifest.get("likelihood", {}))
-    if backoff is None and latent_sigma is None:
-        raise ValueError("nothing to set: give backoff and/or latent_sigma")
+    if backoff is None and latent_sigma is None and view_weight is None:
+        raise ValueError("nothing to set: give backoff, latent_sigma and/or view_weight")
     if backoff is not None:
         likelihood["backoff"] = check_backoff(backoff)
     if latent_sigma is not None:
@@ -307,12 +317,84 @@ def set_likelihood(
         likelihood.pop("latent_sigma", None)
         if sigmas:
             likelihood["latent_sigma"] = sigmas
+    if view_weight is not None:
+        views = {name: dict(entry) for name, entry in likelihood.get("views", {}).items()}
+        for name, weight in view_weight.items():
+            if name not in views:
+                raise ValueError(f"the bundle has no view {name!r}; it has {sorted(views)}")
+            views[name]["weight"] = weight
+        likelihood["views"] = check_views(views)
     manifest["likelihood"] = likelihood
     staging = root / f".{MANIFEST}.tmp"
     staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     staging.chmod(0o644)
     os.replace(staging, root / MANIFEST)
     return likelihood
+
+
+def check_views(views: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each view's filter (`BandFilter`) and weight λ (a finite number > 0), as stored."""
+    checked = {}
+    for name, entry in views.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"views.{name} must be an object")
+        try:
+            band = BandFilter.from_manifest(entry)
+        except ValueError as exc:
+            raise ValueError(f"views.{name}: {exc}") from exc
+        weight = entry.get("weight", 1.0)
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not 0 < weight < math.inf
+        ):
+            raise ValueError(f"views.{name}.weight must be a finite number > 0; got {weight!r}")
+        checked[name] = {**band.to_manifest(), "weight": float(weight)}
+    return checked
+
+
+def add_views(
+    path: str | Path,
+    tables: Mapping[str, list[COO]],
+    views: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Add (or replace) band-view tables ("view-<name>:a+b+c", counted with this bundle's
+    codec) and their views' filters and weights to a bundle in place: table files first,
+    the manifest (hashes included) replaced atomically last. Returns likelihood.views."""
+    root = Path(path)
+    manifest = _read_manifest(root)
+    validate_manifest(manifest, root, sample_rate=None)
+    likelihood = dict(manifest.get("likelihood", {}))
+    merged = check_views({**likelihood.get("views", {}), **views})
+    k = int(manifest["num_tokens"])
+    entries, files = dict(manifest["tables"]), dict(manifest["files"])
+    for table_name, levels in tables.items():
+        kind, table_sources = split_table_name(table_name)
+        if view_name(kind) is None or view_name(kind) not in merged:
+            raise ValueError(f"{table_name!r} is not a table of the views given")
+        if not set(table_sources) <= set(manifest["sources"]):
+            raise ValueError(f"table {table_name!r} names a source the bundle lacks")
+        relative = table_file(table_name)
+        staging = root / f".{Path(relative).name}.tmp"
+        save_table(staging, levels)
+        staging.chmod(0o644)
+        os.replace(staging, root / relative)
+        files[relative] = sha256_of(root / relative)
+        entries[table_name] = {
+            "file": relative,
+            "levels": 1,
+            "shape": list(table_shape(kind, len(table_sources), k)),
+            "nnz": [int(c.shape[0]) for _, c in levels],
+            "total": [int(c.sum()) for _, c in levels],
+        }
+    likelihood["views"] = merged
+    manifest.update(tables=entries, files=dict(sorted(files.items())), likelihood=likelihood)
+    validate_manifest(manifest, root, sample_rate=None)
+    staging = root / f".{MANIFEST}.tmp"
+    staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    staging.chmod(0o644)
+    os.replace(staging, root / MANIFEST)
+    return merged
 
 
 def _read_manifest(root: Path) -> Any:

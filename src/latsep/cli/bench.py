@@ -75,6 +75,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="encode mixtures as they come (ablation of level normalisation)",
     )
+    parser.add_argument(
+        "--no-views",
+        action="store_true",
+        help="leave out the band views a bundle counted (their ablation)",
+    )
     parser.add_argument("--quick", action="store_true", help="4 chunks: a smoke run")
     parser.set_defaults(handler=run)
 
@@ -109,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         backoff=args.backoff,
         level_norm=not args.no_level_norm,
         latent_sigma=args.latent_sigma,
+        views=not args.no_views,
     )
     began = time.perf_counter()
     try:

@@ -1,5 +1,6 @@
-"""`latsep bundle show | set-defaults | set-likelihood | fit-latent-sigma BUNDLE_DIR`:
-inspect a bundle, record tuned defaults and likelihood settings.
+"""`latsep bundle show | set-defaults | set-likelihood | fit-latent-sigma | add-views
+BUNDLE_DIR`: inspect a bundle, record tuned defaults and likelihood settings, count band
+views of the mixture into it.
 
 set-defaults writes per-method separation defaults into the bundle's manifest (merged
 into what is there; --unset drops fields). Requests that leave an option out get them:
@@ -70,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     likelihood = actions.add_parser(
         "set-likelihood",
-        help="record the count tables' backoff strength or lqvae's latent σ in the manifest",
+        help="record the count tables' backoff strength, a method's latent σ or a band view's "
+        "weight in the manifest",
     )
     likelihood.add_argument("bundle_dir", type=Path)
     likelihood.add_argument(
@@ -84,6 +86,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("METHOD", "SIGMA"),
         help="lqvae or hybrid also scores the mixture's continuous latent with this σ (0: its "
         "token only again); repeatable",
+    )
+    likelihood.add_argument(
+        "--view-weight",
+        nargs=2,
+        action="append",
+        default=None,
+        metavar=("VIEW", "WEIGHT"),
+        help="the exponent λ > 0 of a band view's factors (`add-views`); repeatable",
     )
     likelihood.set_defaults(handler=run_set_likelihood)
 
@@ -104,6 +114,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     fit.add_argument("--record", action="store_true", help="write it into the manifest")
     fit.set_defaults(handler=run_fit_latent_sigma)
+
+    views = actions.add_parser(
+        "add-views",
+        help="count band views of the mixture (p(v | z_i) over train crops, with the "
+        "bundle's codec) for a set of three or more sources and add them to the bundle",
+    )
+    views.add_argument("bundle_dir", type=Path)
+    views.add_argument("--corpus", type=Path, required=True)
+    views.add_argument(
+        "--view",
+        nargs=4,
+        action="append",
+        required=True,
+        metavar=("NAME", "FILTER", "CUTOFF_HZ", "WEIGHT"),
+        help="e.g. low lowpass 200 1, or mid bandpass 200,3000 0.5; repeatable",
+    )
+    views.add_argument(
+        "--sources", help="comma-separated, in the bundle's order (default: all its sources)"
+    )
+    views.add_argument("--crops", type=int, default=1200, help="2-s train crops (1200)")
+    views.add_argument("--seed", type=int, default=0)
+    views.set_defaults(handler=run_add_views)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -166,7 +198,12 @@ def run_set_likelihood(args: argparse.Namespace) -> int:
         sigmas = None
         if args.latent_sigma:
             sigmas = {method: float(sigma) for method, sigma in args.latent_sigma}
-        likelihood = set_likelihood(args.bundle_dir, backoff=args.backoff, latent_sigma=sigmas)
+        weights = None
+        if args.view_weight:
+            weights = {view: float(weight) for view, weight in args.view_weight}
+        likelihood = set_likelihood(
+            args.bundle_dir, backoff=args.backoff, latent_sigma=sigmas, view_weight=weights
+        )
     except (BundleError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -193,4 +230,30 @@ def run_fit_latent_sigma(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(out))
+    return 0
+
+
+def run_add_views(args: argparse.Namespace) -> int:
+    from latsep.bundle import BundleError, add_views, load_bundle
+    from latsep.models.separation.views import BandFilter
+    from latsep.training.data import StemStore
+    from latsep.training.view_counts import count_views
+
+    try:
+        bundle = load_bundle(args.bundle_dir, device="cpu")
+        sources = tuple(args.sources.split(",")) if args.sources else bundle.sources
+        if len(sources) < 3 or not set(sources) <= set(bundle.sources):
+            raise ValueError(f"views are for three or more of the bundle's {bundle.sources}")
+        entries, bands = {}, {}
+        for name, kind, cutoffs, weight in args.view:
+            band = BandFilter(kind, tuple(float(c) for c in cutoffs.split(",")))
+            bands[name] = band
+            entries[name] = {**band.to_manifest(), "weight": float(weight)}
+        store = StemStore(args.corpus, "train", sources)
+        tables = count_views(bundle.codec, store, bands, crops=args.crops, seed=args.seed)
+        recorded = add_views(args.bundle_dir, tables, entries)
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"bundle": str(args.bundle_dir), "views": recorded}))
     return 0

@@ -114,11 +114,13 @@ class BenchConfig:
     # Held-out conditions: every chunk's stems scaled by level_db (the models must not care
     # at what level a song arrives); backoff: the count tables' β instead of the bundle's;
     # level_norm False: encode the mixture as it comes (the ablation of level normalisation);
-    # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none).
+    # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none);
+    # views False: leave out the band views a bundle counted (their ablation).
     level_db: float = 0.0
     backoff: float | None = None
     level_norm: bool = True
     latent_sigma: float | None = None
+    views: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -147,6 +147,8 @@ def run_bench(
     }
     if config.latent_sigma is not None:  # only when set: earlier runs' cached rows stay valid
         identity["latent_sigma"] = config.latent_sigma
+    if not config.views:  # likewise
+        identity["views"] = False
     cases, skipped = plan_cases(
         bundles,
         methods=config.methods,
@@ -276,6 +278,7 @@ def _separator(
         backoff=config.backoff,
         latent_sigma=config.latent_sigma,
         level_norm=config.level_norm,
+        views=config.views,
         separate=separate,
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from latsep.bundle.defaults import check_separation_defaults
+from latsep.bundle.store import check_views
 from latsep.methods import METHODS_BY_CODEC, check_latent_sigmas
 from latsep.models.codec import CodecConfig
 from latsep.models.prior.transformer import PriorConfig
@@ -97,6 +98,9 @@ class BundleSpec:
     # Per method of an LQ bundle (lqvae, hybrid), σ of the term on the mixture's continuous
     # latent (none: tokens only); tuned on the valid split, recorded in the manifest.
     latent_sigma: dict[str, float] = field(default_factory=dict)
+    # Band views of the mixture ({name: {filter, cutoff_hz, order, weight}}), counted for all
+    # the sources of a bundle with MLASS tables (models/separation/views.py).
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.codec not in CODEC_KINDS:
@@ -107,6 +111,12 @@ class BundleSpec:
             raise ValueError(f"[[bundles]] {self.name!r}: backoff must be finite and >= 0")
         try:
             check_latent_sigmas(self.latent_sigma, METHODS_BY_CODEC[self.codec])
+        except ValueError as exc:
+            raise ValueError(f"[[bundles]] {self.name!r}: {exc}") from exc
+        if self.views and not self.has_chain:
+            raise ValueError(f"[[bundles]] {self.name!r}: views need three or more sources")
+        try:
+            check_views(self.views)
         except ValueError as exc:
             raise ValueError(f"[[bundles]] {self.name!r}: {exc}") from exc
         # save_bundle checks these again; checking them here fails a config with a typo in
@@ -200,6 +210,7 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
                 defaults=_copied(b.get("defaults", {})),
                 backoff=float(b.get("backoff", 0.0)),
                 latent_sigma={m: float(s) for m, s in b.get("latent_sigma", {}).items()},
+                views=_copied(b.get("views", {})),
             )
             for b in data.pop("bundles", [])
         ),
@@ -210,7 +221,8 @@ def parse_config(data: dict[str, Any]) -> PipelineConfig:
 
 
 def _known_bundle_keys(entry: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(entry) - {"name", "codec", "sources", "defaults", "backoff", "latent_sigma"}
+    known = {"name", "codec", "sources", "defaults", "backoff", "latent_sigma", "views"}
+    unknown = set(entry) - known
     if unknown:
         raise ValueError(f"unknown [[bundles]] keys: {sorted(unknown)}")
     return entry

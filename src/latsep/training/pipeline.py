@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from latsep.bundle import Bundle, load_bundle, save_bundle
 from latsep.models.codec import Codec
 from latsep.models.prior.transformer import TransformerPrior
+from latsep.models.separation.views import BandFilter
 from latsep.training.checkpoint import RunState, read_state
 from latsep.training.codec_training import CodecRun, codec_run_dir, train_codec
 from latsep.training.config import BundleSpec, PipelineConfig
@@ -42,6 +43,7 @@ from latsep.training.data import StemStore, corpus_hash
 from latsep.training.device import git_commit, seed_everything
 from latsep.training.prior_training import PriorRun, train_prior
 from latsep.training.tokens import encode_store, load_streams, save_streams, streams_codec
+from latsep.training.view_counts import COO, count_views, view_table_name
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +195,43 @@ class Pipeline:
         _save_counts(run_dir, result, codec_id)
         return result
 
+    def view_counts(self, spec: BundleSpec) -> dict[str, list[COO]]:
+        """The spec's band-view tables over the config's count crops, added to a warm
+        start's tables of the same views (the same filter: counts of another are not)."""
+        if not spec.views:
+            return {}
+        codec = self.codec(spec.codec).codec
+        start = self.warm_start(spec.codec)
+        bands = {name: BandFilter.from_manifest(entry) for name, entry in spec.views.items()}
+        initial, seed = {}, self.config.seed + 2
+        if start is not None:
+            bundle, sha = start
+            stored = bundle.manifest.get("likelihood", {}).get("views", {})
+            for name, band in bands.items():
+                table = view_table_name(name, spec.sources)
+                same = name in stored and BandFilter.from_manifest(stored[name]) == band
+                if same and table in bundle.raw_tables:
+                    initial[table] = [(i.numpy(), c.numpy()) for i, c in bundle.raw_tables[table]]
+            seed += 1 + int(sha, 16) % 1_000_000  # new crops, not the bundle's again
+        settings = self.config.counts
+        return count_views(
+            codec,
+            self.store("train", spec.sources),
+            bands,
+            crops=settings.crops,
+            seed=seed,
+            gain_db=settings.gain_db,
+            crop_seconds=settings.crop_seconds,
+            batch_size=settings.batch_size,
+            progress=self.progress,
+            initial=initial,
+        )
+
     def bundle(self, spec: BundleSpec, out_dir: Path) -> Path:
         codec_run = self.codec(spec.codec)
         priors = {source: self.prior(spec.codec, source) for source in spec.sources}
         counts = self.counts(spec)
+        views = self.view_counts(spec)
         quality = {
             "codec": codec_run.quality,
             "priors": {s: run.quality for s, run in priors.items()},
@@ -220,7 +255,7 @@ class Pipeline:
             codec=codec_run.codec.cpu() if self.device.type != "cpu" else codec_run.codec,
             codec_kind=spec.codec,
             priors={s: run.prior for s, run in priors.items()},
-            tables=counts.tables,
+            tables={**counts.tables, **views},
             gaussian_sigma=counts.gaussian_sigma,
             name=spec.name,
             provenance=provenance,
@@ -228,6 +263,7 @@ class Pipeline:
             separation_defaults=spec.defaults or None,
             backoff=spec.backoff,
             latent_sigma=spec.latent_sigma or None,
+            views=spec.views or None,
             overwrite=True,
         )
 

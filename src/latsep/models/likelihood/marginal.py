@@ -71,6 +71,11 @@ class MarginalLikelihood:
         p = (self._counts_by_y[y] + self.smoothing) / self._denominator
         return torch.where(self._possible, p, 0.0)
 
+    def columns(self, ys: torch.Tensor) -> torch.Tensor:
+        """`column` for each of the observations ys (T,): (T, n, K) float64."""
+        p = (self._counts_by_y[ys.long()] + self.smoothing) / self._denominator
+        return torch.where(self._possible, p, 0.0)
+
     def log_prob(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """log p(y | z_i) per source; z (B, n), y (B,) -> (B, n)."""
         counts = self._counts_by_y[y[:, None], torch.arange(z.shape[1]), z]  # (B, n)

@@ -18,6 +18,12 @@ search="mixed" resamples only the first half of the candidates (⌈C/2⌉ partic
 rest independently, as "sample" does: the particles are the better candidates, the independent
 draws keep the spread a consensus of masks needs (docs/bench/ablation.md, session 9).
 
+source_factors (T, N, K), optional: a known positive factor f_t,i(z) per step, source and
+code, multiplied into the target, Π_i p_i(z_i | history) f_t,i(z_i) · L(y_t | z)^w, and into
+the scores as Σ log f — what band-filtered views of the mixture say of each source's code
+(`views.py`). Each source's step weights carry it, so every sampler draws it exactly and
+smc's evidence includes it; beam search does not take it.
+
 likelihood_weight w must be > 0 (w = 0 would make 0^0 and 0·log 0 ambiguous). For mlass-bp
 with n >= 3 sources w must be 1: DESIGN asks for Π_i p_i · L^w with L = Σ_m Π_l p_l, and L^w
 has no chain factorisation, so per-step belief propagation cannot sample it exactly (tempering
@@ -150,6 +156,7 @@ def separate(
     prefix: torch.Tensor | None = None,
     prefix_scores: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
+    source_factors: torch.Tensor | None = None,
 ) -> Separation:
     """Separate one token sequence (T,) into `num_candidates` candidates of N sources.
 
@@ -160,7 +167,8 @@ def separate(
     prefix: (N, P) or (C, N, P) tokens already chosen for each source (the previous window of
     long audio); priors are primed with it. prefix_scores (C,): scores carried by those rows
     (beam search ranks with them), or (C, N) per source (a previous result's source_scores).
-    `progress` is called with the number of steps done.
+    `progress` is called with the number of steps done. source_factors (T, N, K) > 0: unary
+    factors on each source's code (module docstring).
     Beam search returns fewer than `num_candidates` rows when fewer distinct paths exist
     (e.g. T = 0 gives one row, T = 1 at most K² rows); it never pads.
     """
@@ -191,6 +199,7 @@ def separate(
                 f"prefix_scores must be ({rows},), one per prefix row, or ({rows}, {n}); "
                 f"got {tuple(prefix_scores.shape)}"
             )
+    _check_source_factors(source_factors, search, mixture_tokens.shape[0], n, priors)
     with torch.inference_mode():
         if search == "beam":
             return _separate_beam(
@@ -216,7 +225,23 @@ def separate(
             prefix_scores,
             progress,
             particles=particle_rows(search, num_candidates),
+            source_factors=None if source_factors is None else source_factors.to(torch.float64),
         )
+
+
+def _check_source_factors(
+    factors: torch.Tensor | None, search: str, steps: int, n: int, priors: Sequence[Prior]
+) -> None:
+    if factors is None:
+        return
+    if search == "beam":
+        raise ValueError("source_factors need a sampling search; beam search does not take them")
+    shape = (steps, n, priors[0].num_tokens)
+    if tuple(factors.shape) != shape:
+        raise ValueError(f"source_factors must be (T, N, K) = {shape}; got {tuple(factors.shape)}")
+    # a zero could leave a source without a possible code (and its score at -inf)
+    if not (torch.isfinite(factors).all() and (factors > 0).all()):
+        raise ValueError("source_factors must be finite and > 0")
 
 
 def particle_rows(search: str, rows: int) -> int:
@@ -241,6 +266,7 @@ def _separate_sample(
     prefix_scores: torch.Tensor | None,
     progress: Callable[[int], None] | None,
     particles: int = 0,
+    source_factors: torch.Tensor | None = None,
 ) -> Separation:
     n, steps = len(priors), mixture_tokens.shape[0]
     states, rows = _primed_states(priors, prefix, rows)
@@ -264,11 +290,16 @@ def _separate_sample(
         # N × (C, K); the tables live on the CPU, so do the step there (C·K values).
         log_priors = [p.log_probs(s).cpu() for p, s in zip(priors, states, strict=True)]
         weights = [prior_weights(lp, temperature, top_k) for lp in log_priors]
+        if source_factors is not None:
+            weights = [w.times(source_factors[t, i]) for i, w in enumerate(weights)]
         draw = sampler.sample(weights, y, generator)
         prior_terms = torch.stack(
             [lp.gather(1, draw.tokens[:, i : i + 1]).squeeze(1) for i, lp in enumerate(log_priors)],
             1,
         ).to(torch.float64)  # (C, N)
+        if source_factors is not None:  # the unary terms ride with each source's prior term
+            drawn = source_factors[t].log().gather(1, draw.tokens.T)
+            prior_terms = prior_terms + drawn.T
         if by_source:
             scores += prior_terms + draw.source_log_likelihood
             fallback += draw.source_fallback

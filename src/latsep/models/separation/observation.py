@@ -34,17 +34,22 @@ def level_gain(mixture: np.ndarray, num_sources: int, stem_dbfs: float | None) -
     return float(10.0 ** (gain_db / 20.0))
 
 
-def observe_mixture(
-    codec: Codec, likelihood: object, mixture: np.ndarray, gain: float, n: int, bf16: bool
-) -> tuple[torch.Tensor, object]:
-    """What the likelihood observes of gain · mixture / n (the models see the mean of the
-    sources), zero-padded to a multiple of the hop: its tokens (T,), and the likelihood as
-    given; or, for one that also scores the continuous latent (lqvae or hybrid with a
-    `latent_sigma`), the step indices 0 .. T-1 and the likelihood bound to this mixture's
-    tokens and latents."""
+def models_input(codec: Codec, mixture: np.ndarray, gain: float, n: int) -> np.ndarray:
+    """gain · mixture / n (the models see the mean of the sources), zero-padded to a
+    multiple of the hop, float32: what the codec encodes."""
     hop = int(codec.hop_length)
     padded = np.zeros(-(-len(mixture) // hop) * hop, dtype=np.float32)
     padded[: len(mixture)] = gain * mixture / n
+    return padded
+
+
+def observe_mixture(
+    codec: Codec, likelihood: object, padded: np.ndarray, bf16: bool
+) -> tuple[torch.Tensor, object]:
+    """What the likelihood observes of the models' input (`models_input`): its tokens (T,),
+    and the likelihood as given; or, for one that also scores the continuous latent (lqvae
+    or hybrid with a `latent_sigma`), the step indices 0 .. T-1 and the likelihood bound to
+    this mixture's tokens and latents."""
     if getattr(likelihood, "latent_sigma", None) is None:
         return encode_samples(codec, padded, bf16), likelihood
     tokens, latents = encode_with_latents(codec, padded, bf16)

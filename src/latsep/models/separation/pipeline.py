@@ -43,8 +43,9 @@ from latsep.models.separation.masks import (
     masks_from_power,
     segment_power,
 )
-from latsep.models.separation.observation import level_gain, observe_mixture
+from latsep.models.separation.observation import level_gain, models_input, observe_mixture
 from latsep.models.separation.result import Separation
+from latsep.models.separation.views import MixtureView, view_factors
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ def separate_waveform(
     upload: Upload | None = None,
     model_rate_stems: bool = True,
     block_frames: int = BLOCK_FRAMES,
+    views: Sequence[MixtureView] = (),
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
@@ -175,6 +177,8 @@ def separate_waveform(
     for: the mixture is encoded in chunks, and after the search the candidates are decoded,
     scored and turned into masks `block_frames` STFT frames at a time (the result does not
     depend on it), the masks cutting the stems as they come (see `blocks`, `MaskApplier`).
+    views: band views of the mixture whose factors join the search (`views.py`; the
+    bundle's for this source set, `Bundle.views`).
     progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
     0.95) and the masks; stages(name, done, total) says where, before each progress call:
     "separating" (tokens), "decoding stems" (blocks), "masking" (blocks).
@@ -197,7 +201,10 @@ def separate_waveform(
 
     gain = level_gain(mixture, n, stem_level_dbfs)
     generator = torch.Generator().manual_seed(seed)
-    mixture_tokens, likelihood = observe_mixture(codec, likelihood, mixture, gain, n, codec_bf16)
+    padded = models_input(codec, mixture, gain, n)
+    mixture_tokens, likelihood = observe_mixture(codec, likelihood, padded, codec_bf16)
+    factors = view_factors(codec, views, padded, codec_bf16)
+    del padded
     window, prefix_len = _windows(priors, mixture_tokens.shape[0], window_tokens, prefix_tokens)
 
     def report(name: str, done: int, total: int, fraction: float) -> None:
@@ -220,7 +227,7 @@ def separate_waveform(
     )
     rows = 1 if search == "beam" else num_candidates  # beams grow from one empty path
     tokens, scores, fallback = _search_windows(
-        search_window, mixture_tokens, (window, prefix_len), (rows, n), report
+        search_window, mixture_tokens, (window, prefix_len), (rows, n), report, factors
     )
 
     stft = StftGrid.covering(length, int(getattr(codec, "sample_rate", SAMPLE_RATE)))
@@ -266,10 +273,12 @@ def _search_windows(
     windows: tuple[int, int],
     shape: tuple[int, int],
     report: ReportFn,
+    factors: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The token search, window by window, each of the (rows, N) candidates continuing from
     its own last `prefix` tokens: tokens (C, N, T), log_scores (C,), fallback_steps (C,).
-    search_window(mixture tokens, prefix=, prefix_scores=, progress=) searches a window."""
+    search_window(mixture tokens, prefix=, prefix_scores=, progress=[, source_factors=])
+    searches a window; factors (T, N, K), the views' (None: no views)."""
     window, prefix_len = windows
     total = mixture_tokens.shape[0]
     tokens = torch.zeros(*shape, 0, dtype=torch.long)  # (C, N, t) chosen so far
@@ -281,11 +290,13 @@ def _search_windows(
             report("separating", start + done, total, _SEARCH_SHARE * (start + done) / total)
 
         prefix = tokens[:, :, max(0, start - prefix_len) : start]
+        views = {} if factors is None else {"source_factors": factors[start : start + window]}
         result = search_window(
             mixture_tokens[start : start + window],
             prefix=prefix,
             prefix_scores=scores,
             progress=step,
+            **views,
         )
         if result.origins.dim() == 2:  # each source continues its own prefix row
             tokens = tokens[result.origins, torch.arange(shape[1])]

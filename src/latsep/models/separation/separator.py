@@ -25,8 +25,9 @@ class Separator:
     """`method` over `sources` (in this order: stems come back in it) with one bundle's models.
 
     backoff / latent_sigma override the bundle's likelihood settings (`Bundle.likelihood`);
-    level_norm False encodes mixtures as they come instead of at the bundle's training level
-    (an ablation); `separate` is the waveform separation to call (tests pass a fake).
+    level_norm False encodes mixtures as they come instead of at the bundle's training level,
+    views False leaves out the band views the bundle counted for these sources (ablations);
+    `separate` is the waveform separation to call (tests pass a fake).
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class Separator:
         backoff: float | None = None,
         latent_sigma: float | None = None,
         level_norm: bool = True,
+        views: bool = True,
         separate: SeparateFn = separate_waveform,
     ) -> None:
         self.method = method
@@ -49,6 +51,7 @@ class Separator:
         )
         self.sample_rate = int(bundle.sample_rate)
         self.stem_level_dbfs = bundle.stem_level_dbfs if level_norm else None
+        self.views = bundle.views(self.sources) if views else ()
         self._separate = separate
 
     def separate(
@@ -81,6 +84,7 @@ class Separator:
             stem_level_dbfs=self.stem_level_dbfs,
             upload=upload,
             model_rate_stems=model_rate_stems,
+            **({"views": self.views} if self.views else {}),
         )
 
     def candidate_stems(

@@ -30,6 +30,12 @@ class SourceWeights:
         c, k = self.values.shape
         return torch.arange(k).expand(c, k)
 
+    def times(self, factor: torch.Tensor) -> SourceWeights:
+        """These weights times a positive factor per code (K,), the scale kept: a unary
+        term on this source's code (`separate`'s source_factors) enters the draw and the
+        evidence as if the prior had carried it."""
+        return SourceWeights(self.values * factor, self.support, self.log_scale)
+
     def support_values(self) -> torch.Tensor:
         """values on the support, (C, k)."""
         if self.support is None:

@@ -1,0 +1,114 @@
+"""Band views in a bundle: added in place, loaded in any source order, refused when broken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_bundle import SOURCES, K, make_bundle
+
+from latsep.bundle import BundleError, add_views, load_bundle
+from latsep.models.separation.views import BandFilter
+
+LOW = {"filter": "lowpass", "cutoff_hz": [200.0], "order": 4, "weight": 0.5}
+
+
+def _view_counts(seed: int = 0):
+    """(indices [i, z_i, v] (3, nnz), counts (nnz,)) over the three sources."""
+    rng = np.random.default_rng(seed)
+    indices = np.stack([rng.integers(0, 3, 200), rng.integers(0, K, 200), rng.integers(0, K, 200)])
+    return indices, rng.integers(1, 9, 200)
+
+
+@pytest.fixture
+def viewed(tmp_path: Path) -> Path:
+    path = make_bundle(tmp_path / "plain")
+    add_views(path, {"view-low:bass+drums+other": [_view_counts()]}, {"low": LOW})
+    return path
+
+
+def test_added_views_load_in_the_requested_order(viewed: Path) -> None:
+    bundle = load_bundle(viewed, device="cpu")
+    (view,) = bundle.views(SOURCES)
+    assert view.name == "low" and view.weight == 0.5
+    assert view.band == BandFilter("lowpass", (200.0,), 4)
+    indices, counts = _view_counts()
+    dense = np.zeros((3, K, K))
+    np.add.at(dense, tuple(indices), counts)
+    s = bundle.default_smoothing
+    expected = (dense + s) / (dense.sum(2, keepdims=True) + K * s)  # p(v | z_i), normalised over v
+    columns = view.table.columns(torch.arange(K))  # (V, N, K) [v, i, z]
+    np.testing.assert_allclose(columns.permute(1, 2, 0).numpy(), expected)
+    # another order of the same sources: the rows follow it
+    (swapped,) = bundle.views(("other", "bass", "drums"))
+    np.testing.assert_allclose(
+        swapped.table.columns(torch.arange(K)).permute(1, 2, 0).numpy(), expected[[2, 0, 1]]
+    )
+    assert bundle.views(("bass", "drums")) == ()  # counted for the three only
+    assert bundle.likelihood("mlass-pe", SOURCES).num_sources == 3  # the rest is untouched
+
+
+def test_adding_again_replaces_the_table_and_keeps_the_bundle_valid(viewed: Path) -> None:
+    heavier = {**LOW, "weight": 2.0}
+    add_views(viewed, {"view-low:bass+drums+other": [_view_counts(seed=1)]}, {"low": heavier})
+    manifest = json.loads((viewed / "manifest.json").read_text())
+    assert manifest["likelihood"]["views"]["low"]["weight"] == 2.0
+    assert manifest["tables"]["view-low:bass+drums+other"]["total"] == [
+        int(_view_counts(seed=1)[1].sum())
+    ]
+    (view,) = load_bundle(viewed, device="cpu").views(SOURCES)
+    assert view.weight == 2.0
+
+
+@pytest.mark.parametrize(
+    ("tables", "views", "message"),
+    [
+        ({"lass:bass+drums": [_view_counts()]}, {"low": LOW}, "not a table of the views"),
+        ({"view-high:bass+drums+other": [_view_counts()]}, {"low": LOW}, "not a table"),
+        ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "weight": 0}}, "weight"),
+        ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "order": 9}}, "order"),
+        ({"view-low:bass+drums+piano": [_view_counts()]}, {"low": LOW}, "lacks"),
+    ],
+)
+def test_bad_views_are_refused_before_the_manifest_changes(tmp_path, tables, views, message):
+    path = make_bundle(tmp_path / "plain")
+    before = (path / "manifest.json").read_text()
+    with pytest.raises(ValueError, match=message):
+        add_views(path, tables, views)
+    assert (path / "manifest.json").read_text() == before
+
+
+def _edit(path: Path, edit) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    edit(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["likelihood"].pop("views"), "likelihood.views lacks"),
+        (lambda m: m["likelihood"]["views"].update(high=LOW), "have no table"),
+        (lambda m: m["likelihood"]["views"]["low"].update(cutoff_hz=[-1]), "cutoff"),
+        (lambda m: m["likelihood"]["views"]["low"].update(weight="1"), "weight"),
+    ],
+)
+def test_a_manifest_whose_views_do_not_hold_is_refused(viewed: Path, edit, message) -> None:
+    _edit(viewed, edit)
+    with pytest.raises(BundleError, match=message):
+        load_bundle(viewed, device="cpu")
+
+
+def test_a_views_weight_is_set_without_counting_again(viewed: Path) -> None:
+    from latsep.bundle import set_likelihood
+
+    set_likelihood(viewed, view_weight={"low": 0.25})
+    (view,) = load_bundle(viewed, device="cpu").views(SOURCES)
+    assert view.weight == 0.25
+    with pytest.raises(ValueError, match="no view 'high'"):
+        set_likelihood(viewed, view_weight={"high": 1.0})
+    with pytest.raises(ValueError, match="weight"):
+        set_likelihood(viewed, view_weight={"low": 0.0})
