@@ -32,7 +32,7 @@ def viewed(tmp_path: Path) -> Path:
 
 def test_added_views_load_in_the_requested_order(viewed: Path) -> None:
     bundle = load_bundle(viewed, device="cpu")
-    (view,) = bundle.views(SOURCES)
+    (view,) = bundle.views("mlass-pe", SOURCES)
     assert view.name == "low" and view.weight == 0.5
     assert view.band == BandFilter("lowpass", (200.0,), 4)
     indices, counts = _view_counts()
@@ -43,11 +43,11 @@ def test_added_views_load_in_the_requested_order(viewed: Path) -> None:
     columns = view.table.columns(torch.arange(K))  # (V, N, K) [v, i, z]
     np.testing.assert_allclose(columns.permute(1, 2, 0).numpy(), expected)
     # another order of the same sources: the rows follow it
-    (swapped,) = bundle.views(("other", "bass", "drums"))
+    (swapped,) = bundle.views("mlass-pe", ("other", "bass", "drums"))
     np.testing.assert_allclose(
         swapped.table.columns(torch.arange(K)).permute(1, 2, 0).numpy(), expected[[2, 0, 1]]
     )
-    assert bundle.views(("bass", "drums")) == ()  # counted for the three only
+    assert bundle.views("mlass-pe", ("bass", "drums")) == ()  # counted for the three only
     assert bundle.likelihood("mlass-pe", SOURCES).num_sources == 3  # the rest is untouched
 
 
@@ -59,7 +59,7 @@ def test_adding_again_replaces_the_table_and_keeps_the_bundle_valid(viewed: Path
     assert manifest["tables"]["view-low:bass+drums+other"]["total"] == [
         int(_view_counts(seed=1)[1].sum())
     ]
-    (view,) = load_bundle(viewed, device="cpu").views(SOURCES)
+    (view,) = load_bundle(viewed, device="cpu").views("mlass-pe", SOURCES)
     assert view.weight == 2.0
 
 
@@ -106,9 +106,25 @@ def test_a_views_weight_is_set_without_counting_again(viewed: Path) -> None:
     from latsep.bundle import set_likelihood
 
     set_likelihood(viewed, view_weight={"low": 0.25})
-    (view,) = load_bundle(viewed, device="cpu").views(SOURCES)
+    (view,) = load_bundle(viewed, device="cpu").views("mlass-pe", SOURCES)
     assert view.weight == 0.25
     with pytest.raises(ValueError, match="no view 'high'"):
         set_likelihood(viewed, view_weight={"high": 1.0})
     with pytest.raises(ValueError, match="weight"):
         set_likelihood(viewed, view_weight={"low": 0.0})
+
+
+def test_a_view_can_weigh_differently_per_method(viewed: Path) -> None:
+    from latsep.bundle import set_likelihood
+
+    set_likelihood(viewed, view_weight={"low": {"mlass-bp": 0.5, "mlass-pe": 0.35}})
+    bundle = load_bundle(viewed, device="cpu")
+    assert [v.weight for v in bundle.views("mlass-bp", SOURCES)] == [0.5]
+    assert [v.weight for v in bundle.views("mlass-pe", SOURCES)] == [0.35]
+    set_likelihood(viewed, view_weight={"low": {"mlass-bp": 0.5}})
+    bundle = load_bundle(viewed, device="cpu")
+    assert bundle.views("mlass-pe", SOURCES) == ()  # a method not named does not use it
+    with pytest.raises(ValueError, match="unknown"):
+        set_likelihood(viewed, view_weight={"low": {"mlass-xx": 0.5}})
+    with pytest.raises(ValueError, match="weight"):
+        set_likelihood(viewed, view_weight={"low": {"mlass-bp": -1}})

@@ -41,8 +41,8 @@ def test_tiny_pipeline_serves_all_five_methods(trained: Path) -> None:
             assert bundle.likelihood(method, sources).num_tokens == k
     # The config's band view, counted for the three sources: every (source, token) of the
     # count crops against the view's token (crops × trimmed steps × 3 sources).
-    (view,) = plain.views(("bass", "drums", "other"))
-    assert view.name == "low" and plain.views(("bass", "drums")) == ()
+    (view,) = plain.views("mlass-pe", ("bass", "drums", "other"))
+    assert view.name == "low" and plain.views("mlass-pe", ("bass", "drums")) == ()
     counts = load_config("tiny").counts
     steps = round(counts.crop_seconds * plain.sample_rate / plain.hop_length) - 4
     total = int(plain.raw_tables["view-low:bass+drums+other"][0][1].sum())
@@ -253,7 +253,12 @@ def test_views_are_added_to_a_bundle_from_the_command_line(trained: Path, tmp_pa
     args = ["bundle", "add-views", str(copy), "--corpus", corpus, "--crops", "16"]
     assert main([*args, "--view", "high", "highpass", "3000", "0.5"]) == 0
     bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
-    views = {v.name: v for v in bundle.views(("bass", "drums", "other"))}
+    views = {v.name: v for v in bundle.views("mlass-pe", ("bass", "drums", "other"))}
     assert set(views) == {"low", "high"} and views["high"].weight == 0.5
+    assert main([*args, "--view", "high", "highpass", "3000", "mlass-bp=0.7"]) == 0
+    bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
+    assert [v.name for v in bundle.views("mlass-pe", ("bass", "drums", "other"))] == ["low"]
+    views = {v.name: v for v in bundle.views("mlass-bp", ("bass", "drums", "other"))}
+    assert views["high"].weight == 0.7
     assert main([*args, "--view", "bad", "bandpass", "300", "1"]) == 2  # one cutoff: refused
     assert main([*args, "--sources", "bass,drums", "--view", "x", "lowpass", "200", "1"]) == 2

@@ -57,7 +57,7 @@ class ToyBundle:
         sets = [c for n in range(2, top + 1) for c in itertools.combinations(self.sources, n)]
         return tuple(sets)
 
-    def views(self, sources: Sequence[str]) -> tuple:
+    def views(self, method: str, sources: Sequence[str]) -> tuple:
         return ()  # no band views
 
     def max_sources(self, method: str) -> int:

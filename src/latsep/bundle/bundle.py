@@ -197,17 +197,23 @@ class Bundle:
         except ValueError as exc:
             raise BundleError(str(exc)) from exc
 
-    def views(self, sources: Sequence[str]) -> tuple[MixtureView, ...]:
-        """The band views this bundle counted for exactly this set of sources, their tables
-        in the given order (none: ()). A view's table needs smoothing > 0: a factor of 0
-        would rule a code out, so a bundle without smoothing gets the default for them."""
+    def views(self, method: str, sources: Sequence[str]) -> tuple[MixtureView, ...]:
+        """The band views this bundle counted for exactly this set of sources that `method`
+        uses (a view's weight is one λ for every method or {method: λ}), their tables in the
+        given order (none: ()). A view's table needs smoothing > 0: a factor of 0 would
+        rule a code out, so a bundle without smoothing gets the default for them."""
         sources = tuple(sources)
-        key = ("views", sources)
+        key = ("views", method, sources)
         if key in self._cache:
             return self._cache[key]
         smoothing = self.default_smoothing or DEFAULT_SMOOTHING
         found = []
         for name, entry in self.manifest.get("likelihood", {}).get("views", {}).items():
+            weight = entry.get("weight", 1.0)
+            if isinstance(weight, dict):
+                if method not in weight:
+                    continue
+                weight = weight[method]
             for kind, stored in self._table_keys():
                 if kind != VIEW_PREFIX + name or sorted(stored) != sorted(sources):
                     continue
@@ -218,7 +224,7 @@ class Bundle:
                     indices, counts, len(sources), self.num_tokens, smoothing
                 )
                 band = BandFilter.from_manifest(entry)
-                found.append(MixtureView(name, band, table, float(entry.get("weight", 1.0))))
+                found.append(MixtureView(name, band, table, float(weight)))
         self._cache[key] = tuple(found)
         return self._cache[key]
 

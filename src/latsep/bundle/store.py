@@ -293,7 +293,7 @@ def set_likelihood(
     *,
     backoff: float | None = None,
     latent_sigma: Mapping[str, float] | None = None,
-    view_weight: Mapping[str, float] | None = None,
+    view_weight: Mapping[str, float | Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Record a tuned backoff strength, σ of a method's latent term ({method: σ}; σ 0
     removes it: the method scores tokens only again) and/or band views' weights ({view: λ})
@@ -333,7 +333,8 @@ def set_likelihood(
 
 
 def check_views(views: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each view's filter (`BandFilter`) and weight λ (a finite number > 0), as stored."""
+    """Each view's filter (`BandFilter`) and weight: λ (a finite number > 0) for every method,
+    or {method: λ} (a method not named does not use the view), as stored."""
     checked = {}
     for name, entry in views.items():
         if not isinstance(entry, Mapping):
@@ -343,14 +344,23 @@ def check_views(views: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         except ValueError as exc:
             raise ValueError(f"views.{name}: {exc}") from exc
         weight = entry.get("weight", 1.0)
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not 0 < weight < math.inf
-        ):
-            raise ValueError(f"views.{name}.weight must be a finite number > 0; got {weight!r}")
-        checked[name] = {**band.to_manifest(), "weight": float(weight)}
+        if isinstance(weight, Mapping):
+            unknown = set(weight) - set(METHOD_TABLE)
+            if unknown or not weight:
+                raise ValueError(
+                    f"views.{name}.weight names no method or unknown {sorted(unknown)}"
+                )
+            stored: Any = {m: _view_weight(name, w) for m, w in weight.items()}
+        else:
+            stored = _view_weight(name, weight)
+        checked[name] = {**band.to_manifest(), "weight": stored}
     return checked
+
+
+def _view_weight(name: str, weight: Any) -> float:
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
+        raise ValueError(f"views.{name}.weight must be a finite number > 0; got {weight!r}")
+    return float(weight)
 
 
 def add_views(

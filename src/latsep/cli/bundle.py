@@ -93,7 +93,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar=("VIEW", "WEIGHT"),
-        help="the exponent λ > 0 of a band view's factors (`add-views`); repeatable",
+        help="the exponent λ > 0 of a band view's factors (`add-views`), or per method: "
+        "mlass-pe=0.35,mlass-bp=0.5; repeatable",
     )
     likelihood.set_defaults(handler=run_set_likelihood)
 
@@ -128,7 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar=("NAME", "FILTER", "CUTOFF_HZ", "WEIGHT"),
-        help="e.g. low lowpass 200 1, or mid bandpass 200,3000 0.5; repeatable",
+        help="e.g. low lowpass 200 1, or mid bandpass 200,3000 mlass-pe=0.35,mlass-bp=0.5 "
+        "(λ per method; a method not named does not use the view); repeatable",
     )
     views.add_argument(
         "--sources", help="comma-separated, in the bundle's order (default: all its sources)"
@@ -200,7 +202,7 @@ def run_set_likelihood(args: argparse.Namespace) -> int:
             sigmas = {method: float(sigma) for method, sigma in args.latent_sigma}
         weights = None
         if args.view_weight:
-            weights = {view: float(weight) for view, weight in args.view_weight}
+            weights = {view: _view_weight(weight) for view, weight in args.view_weight}
         likelihood = set_likelihood(
             args.bundle_dir, backoff=args.backoff, latent_sigma=sigmas, view_weight=weights
         )
@@ -248,7 +250,7 @@ def run_add_views(args: argparse.Namespace) -> int:
         for name, kind, cutoffs, weight in args.view:
             band = BandFilter(kind, tuple(float(c) for c in cutoffs.split(",")))
             bands[name] = band
-            entries[name] = {**band.to_manifest(), "weight": float(weight)}
+            entries[name] = {**band.to_manifest(), "weight": _view_weight(weight)}
         store = StemStore(args.corpus, "train", sources)
         tables = count_views(bundle.codec, store, bands, crops=args.crops, seed=args.seed)
         recorded = add_views(args.bundle_dir, tables, entries)
@@ -257,3 +259,10 @@ def run_add_views(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({"bundle": str(args.bundle_dir), "views": recorded}))
     return 0
+
+
+def _view_weight(text: str) -> float | dict[str, float]:
+    """ "0.5" → 0.5; "mlass-pe=0.35,mlass-bp=0.5" → {method: λ}."""
+    if "=" not in text:
+        return float(text)
+    return {m: float(w) for m, w in (part.split("=", 1) for part in text.split(","))}

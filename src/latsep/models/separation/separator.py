@@ -51,7 +51,7 @@ class Separator:
         )
         self.sample_rate = int(bundle.sample_rate)
         self.stem_level_dbfs = bundle.stem_level_dbfs if level_norm else None
-        self.views = bundle.views(self.sources) if views else ()
+        self.views = bundle.views(method, self.sources) if views else ()
         self._separate = separate
 
     def separate(
