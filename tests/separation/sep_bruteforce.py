@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
@@ -49,6 +50,24 @@ def markov_log_prob(prior: MarkovPrior, paths) -> torch.Tensor:
     log_p = prior.log_initial.double()[paths[:, 0]]
     log_p = log_p + prior.log_transition.double()[paths[:, :-1], paths[:, 1:]].sum(1)
     return log_p[0] if single else log_p
+
+
+def pair_path_posterior(priors, table, ys, factors=None) -> np.ndarray:
+    """p(a_1..T, b_1..T | y_1..T) of two Markov sources by enumeration over their whole
+    paths, flattened as (a_1, b_1, a_2, b_2, ...); `factors` (T, 2, K), optional, multiply
+    each step's codes (separate's source_factors)."""
+    k, steps = table.shape[0], len(ys)
+    probs = np.zeros((k,) * (2 * steps))
+    for path in itertools.product(range(k), repeat=2 * steps):
+        a, b = path[0::2], path[1::2]
+        log_prior = sum(float(markov_log_prob(p, s)) for p, s in zip(priors, (a, b), strict=True))
+        value = math.exp(log_prior)
+        for t, y in enumerate(ys):
+            value *= float(table[a[t], b[t], y])
+            if factors is not None:
+                value *= float(factors[t, 0, a[t]] * factors[t, 1, b[t]])
+        probs[path] = value
+    return probs / probs.sum()
 
 
 def random_priors(n: int, k: int, generator: torch.Generator, sharpness: float = 1.0):

@@ -10,7 +10,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from sep_bruteforce import markov_log_prob, normalised, random_counts, random_priors
+from sep_bruteforce import (
+    markov_log_prob,
+    normalised,
+    pair_path_posterior,
+    random_counts,
+    random_priors,
+)
 
 import latsep.models.separation.engine as engine
 from latsep.models.likelihood import (
@@ -124,21 +130,6 @@ def test_a_step_every_row_fell_back_on_leaves_the_weights():
     assert updated[0, 1] == -math.inf and updated[1, 1] == -3.0
 
 
-def _path_posterior(priors, table, ys):
-    """p(a_1..T, b_1..T | y_1..T) by enumeration over both sources' whole paths, flattened
-    as (a_1, b_1, a_2, b_2, ...)."""
-    k, steps = table.shape[0], len(ys)
-    probs = np.zeros((k,) * (2 * steps))
-    for path in itertools.product(range(k), repeat=2 * steps):
-        a, b = path[0::2], path[1::2]
-        log_prior = sum(float(markov_log_prob(p, s)) for p, s in zip(priors, (a, b), strict=True))
-        value = math.exp(log_prior)
-        for t, y in enumerate(ys):
-            value *= float(table[a[t], b[t], y])
-        probs[path] = value
-    return probs / probs.sum()
-
-
 def _outcomes(tokens, k):
     """Each row's whole path (C, 2, T) as one index into the flattened (a_1, b_1, ...) grid."""
     steps = tokens.shape[2]
@@ -161,7 +152,7 @@ def _sticky_problem():
     counts = torch.ones(k, k, k)  # y_1 = 0 says nothing
     counts[:, :, 1] = 0.2
     counts[1, 1, 1] = 20.0
-    return priors, counts, ys, _path_posterior(priors, normalised(counts, 0.0), ys)
+    return priors, counts, ys, pair_path_posterior(priors, normalised(counts, 0.0), ys)
 
 
 def test_smc_candidates_follow_the_whole_sequence_posterior(monkeypatch):

@@ -5,7 +5,6 @@ sampler family at T = 1, for the whole-path posterior under smc at T = 3, and in
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -17,6 +16,7 @@ from sep_bruteforce import (
     flat_index,
     markov_log_prob,
     normalised,
+    pair_path_posterior,
     prior_probs,
     random_counts,
     random_priors,
@@ -101,21 +101,6 @@ def test_pair_draws_the_posterior_times_the_factors_and_unit_factors_change_noth
     torch.testing.assert_close(with_ones.log_scores, without.log_scores)
 
 
-def _path_posterior(priors, table, ys, factors):
-    """p(a_1..T, b_1..T | y, f) by enumeration over both sources' whole paths, flattened as
-    (a_1, b_1, a_2, b_2, ...)."""
-    k, steps = table.shape[0], len(ys)
-    probs = np.zeros((k,) * (2 * steps))
-    for path in itertools.product(range(k), repeat=2 * steps):
-        a, b = path[0::2], path[1::2]
-        log_prior = sum(float(markov_log_prob(p, s)) for p, s in zip(priors, (a, b), strict=True))
-        value = math.exp(log_prior)
-        for t, y in enumerate(ys):
-            value *= float(table[a[t], b[t], y] * factors[t, 0, a[t]] * factors[t, 1, b[t]])
-        probs[path] = value
-    return probs / probs.sum()
-
-
 def test_smc_follows_the_whole_path_posterior_with_the_factors(monkeypatch):
     """A late factor (step 3 says "source 0 is 1") must reach back to step 1 through the
     sticky priors: smc's evidence includes the factors, so its candidates follow the
@@ -126,7 +111,7 @@ def test_smc_follows_the_whole_path_posterior_with_the_factors(monkeypatch):
     counts = torch.ones(k, k, k)  # the mixture says nothing
     factors = torch.ones(3, 2, k, dtype=torch.float64)
     factors[2, 0] = torch.tensor([0.05, 1.0])
-    probs = _path_posterior(priors, normalised(counts, 0.0), ys, factors)
+    probs = pair_path_posterior(priors, normalised(counts, 0.0), ys, factors)
     monkeypatch.setattr(engine, "RESAMPLE_BELOW", 1.01)
     options = dict(num_candidates=40_000, seed=7)
     smc = _draw("lass", priors, CountLikelihood(counts, 0.0), ys, factors, search="smc", **options)
