@@ -71,14 +71,63 @@ def test_adding_again_replaces_the_table_and_keeps_the_bundle_valid(viewed: Path
         ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "weight": 0}}, "weight"),
         ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "order": 9}}, "order"),
         ({"view-low:bass+drums+piano": [_view_counts()]}, {"low": LOW}, "lacks"),
+        ({"view-low:drums+bass+other": [_view_counts()]}, {"low": LOW}, "bundle's order"),
+        ({"view-low:bass+drums": [_view_counts()]}, {"low": LOW}, "three or more"),
+        ({"view-low:bass+drums+other": [_view_counts()] * 2}, {"low": LOW}, "one level"),
+        ({"view-low:bass+drums+other": [(np.array([[3], [0], [0]]), np.array([1]))]},
+         {"low": LOW}, "outside"),
+        ({}, {"low": LOW}, "have no table"),
+        ({"view-low:bass+drums+other": [_view_counts()]}, {"lo-w": LOW}, "letters"),
+        ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "weight": 5}}, "4"),
+        ({"view-low:bass+drums+other": [_view_counts()]},
+         {"low": {**LOW, "cutoff_hz": [11025]}}, "Nyquist"),
     ],
-)
+)  # fmt: skip
 def test_bad_views_are_refused_before_the_manifest_changes(tmp_path, tables, views, message):
     path = make_bundle(tmp_path / "plain")
     before = (path / "manifest.json").read_text()
     with pytest.raises(ValueError, match=message):
         add_views(path, tables, views)
     assert (path / "manifest.json").read_text() == before
+    assert not list((path / "tables").glob(".*"))  # no staging file left behind
+    load_bundle(path, device="cpu")  # and the bundle as it was
+
+
+def test_a_second_order_of_the_same_sources_is_refused_at_load(viewed: Path) -> None:
+    """Two tables of one view over one set of sources would apply the view twice."""
+    import shutil
+
+    shutil.copy(
+        viewed / "tables" / "view-low-bass+drums+other.npz",
+        viewed / "tables" / "view-low-drums+bass+other.npz",
+    )
+
+    def twice(m):
+        entry = m["tables"]["view-low:bass+drums+other"]
+        m["tables"]["view-low:drums+bass+other"] = {
+            **entry,
+            "file": "tables/view-low-drums+bass+other.npz",
+        }
+        m["files"]["tables/view-low-drums+bass+other.npz"] = m["files"][entry["file"]]
+
+    _edit(viewed, twice)
+    with pytest.raises(BundleError, match="two tables"):
+        load_bundle(viewed, device="cpu")
+
+
+def test_a_new_filter_drops_the_tables_counted_with_the_old_one(viewed: Path) -> None:
+    narrower = {**LOW, "cutoff_hz": [150.0]}
+    with pytest.raises(ValueError, match="have no table"):  # its old counts are not its own
+        add_views(viewed, {}, {"low": narrower})
+    add_views(viewed, {"view-low:bass+drums+other": [_view_counts(seed=2)]}, {"low": narrower})
+    (view,) = load_bundle(viewed, device="cpu").views("mlass-pe", SOURCES)
+    assert view.band.cutoff_hz == (150.0,)
+
+
+def test_views_are_added_to_format_two_bundles_only(viewed: Path) -> None:
+    _edit(viewed, lambda m: m.update(format_version=1))
+    with pytest.raises((ValueError, BundleError)):
+        add_views(viewed, {"view-low:bass+drums+other": [_view_counts()]}, {"low": LOW})
 
 
 def _edit(path: Path, edit) -> None:

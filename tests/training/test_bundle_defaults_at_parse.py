@@ -119,6 +119,10 @@ def test_latent_sigmas_are_parsed_per_method() -> None:
         (["bass", "drums", "other"], {"low": {"filter": "comb", "cutoff_hz": [200]}}, "kind"),
         (["bass", "drums", "other"],
          {"low": {"filter": "lowpass", "cutoff_hz": [200], "weight": -1}}, "weight"),
+        (["bass", "drums", "other"], {"low": {"filter": "lowpass", "cutoff_hz": [20000]}},
+         "Nyquist"),
+        (["bass", "drums", "other"], {"lo-w": {"filter": "lowpass", "cutoff_hz": [200]}},
+         "letters"),
     ],
 )  # fmt: skip
 def test_bad_views_fail_at_parse_time(sources: list, views: dict, message: str) -> None:

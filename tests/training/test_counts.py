@@ -182,3 +182,29 @@ def test_view_counts_are_each_sources_tokens_against_the_filtered_means():
     dense = np.zeros((3, 8, 8), np.int64)
     np.add.at(dense, tuple(indices), counts)
     np.testing.assert_array_equal(dense, expected)
+
+
+def test_counted_view_tokens_are_the_ones_separation_observes():
+    """What count_views pairs with each source's token is what the pipeline observes of the
+    same mixture (models_input → observe_views): the same signal, filter and codec."""
+    from latsep.models.separation.observation import models_input
+    from latsep.models.separation.views import BandFilter, MixtureView, observe_views
+    from latsep.training.view_counts import count_views
+
+    audio = np.random.default_rng(1).uniform(0, 7, (1, 3, 40)).astype(np.float32)
+    band = BandFilter("highpass", (2000.0,))
+    tables = count_views(_LatticeCodec(), _FixedStore(audio), {"high": band}, crops=1,
+                         crop_seconds=40 / 22050, batch_size=1, progress=False)  # fmt: skip
+    ((indices, counts),) = tables["view-high:bass+drums+other"]
+    heard = models_input(_LatticeCodec(), audio[0].sum(0), 1.0, 3)
+    view = MixtureView("high", band, None, 1.0)  # the table is not needed for the tokens
+    observed = observe_views(_LatticeCodec(), [view], heard).tokens[0].numpy()
+    bass = audio[0, 0].round().clip(0, 7).astype(int)
+    expected = Counter(
+        (int(bass[t]), int(observed[t])) for t in range(EDGE_TOKENS, 40 - EDGE_TOKENS)
+    )
+    counted = Counter()
+    for (i, z, v), c in zip(indices.T.tolist(), counts.tolist(), strict=True):
+        if i == 0:
+            counted[(z, v)] += c
+    assert counted == expected

@@ -260,5 +260,11 @@ def test_views_are_added_to_a_bundle_from_the_command_line(trained: Path, tmp_pa
     assert [v.name for v in bundle.views("mlass-pe", ("bass", "drums", "other"))] == ["low"]
     views = {v.name: v for v in bundle.views("mlass-bp", ("bass", "drums", "other"))}
     assert views["high"].weight == 0.7
+    # sources in another order are counted in the bundle's: one table, the view applied once
+    assert main([*args, "--sources", "other,drums,bass", "--view", "mid", "bandpass",
+                 "200,3000", "1"]) == 0  # fmt: skip
+    bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
+    assert "view-mid:bass+drums+other" in bundle.raw_tables
+    assert [v.name for v in bundle.views("mlass-bp", bundle.sources)].count("mid") == 1
     assert main([*args, "--view", "bad", "bandpass", "300", "1"]) == 2  # one cutoff: refused
     assert main([*args, "--sources", "bass,drums", "--view", "x", "lowpass", "200", "1"]) == 2

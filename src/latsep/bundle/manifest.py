@@ -116,7 +116,7 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
         _, table_sources = split_table_name(name)
         if not set(table_sources) <= set(sources):
             raise BundleError(f"{where}: table {name!r} names a source the bundle lacks")
-    _check_view_tables(manifest, where)
+    check_view_tables(manifest, where)
     expected = served_methods(kind, list(manifest["tables"]))
     unknown = set(manifest["methods"]) - set(expected)
     if unknown:
@@ -148,18 +148,28 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
             raise BundleError(f"{where}: {relative} does not match its sha256 (corrupt or edited)")
 
 
-def _check_view_tables(manifest: dict[str, Any], where: str) -> None:
-    """Every view table has its view in likelihood.views, and every view a table."""
-    views = manifest.get("likelihood", {}).get("views", {})
+def check_view_tables(manifest: dict[str, Any], where: str) -> None:
+    """Every view table has its view in likelihood.views, and every view a table; a view's
+    table covers three or more sources (pairs have none), one table per view and set of
+    sources (two orders of one set would apply the view twice)."""
+    likelihood = manifest.get("likelihood", {})
+    views = likelihood.get("views", {}) if isinstance(likelihood, dict) else None
     if not isinstance(views, dict):
         raise BundleError(f"{where}: likelihood.views must be an object")
     tabled = set()
+    covered: set[tuple[str, frozenset[str]]] = set()
     for name in manifest["tables"]:
-        view = view_name(split_table_name(name)[0])
+        kind, sources = split_table_name(name)
+        view = view_name(kind)
         if view is None:
             continue
         if view not in views:
             raise BundleError(f"{where}: table {name!r} is of a view likelihood.views lacks")
+        if len(sources) < 3:
+            raise BundleError(f"{where}: view table {name!r} needs three or more sources")
+        if (view, frozenset(sources)) in covered:
+            raise BundleError(f"{where}: view {view!r} has two tables for {sorted(sources)}")
+        covered.add((view, frozenset(sources)))
         tabled.add(view)
     if set(views) - tabled:
         raise BundleError(f"{where}: views {sorted(set(views) - tabled)} have no table")

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from latsep.bundle.bundle import Bundle
@@ -21,7 +22,9 @@ from latsep.bundle.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    VIEW_PREFIX,
     BundleError,
+    check_view_tables,
     prior_file,
     served_methods,
     sha256_of,
@@ -37,6 +40,8 @@ from latsep.methods import METHOD_TABLE, check_latent_sigmas
 from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
 from latsep.models.separation.views import BandFilter
+
+MAX_VIEW_WEIGHT = 4.0  # λ of a band view: p^λ of a rare code must stay above float64 range
 
 
 def save_bundle(
@@ -217,7 +222,7 @@ def load_bundle(
         check_latent_sigmas(
             manifest.get("likelihood", {}).get("latent_sigma", {}), manifest["methods"]
         )
-        check_views(manifest.get("likelihood", {}).get("views", {}))
+        check_views(manifest.get("likelihood", {}).get("views", {}), int(manifest["sample_rate"]))
     except ValueError as exc:
         raise BundleError(f"bundle {root}: likelihood.{exc}") from exc
     return Bundle(root, manifest, codec, priors, tables, device)
@@ -296,8 +301,8 @@ def set_likelihood(
     view_weight: Mapping[str, float | Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Record a tuned backoff strength, σ of a method's latent term ({method: σ}; σ 0
-    removes it: the method scores tokens only again) and/or band views' weights ({view: λ})
-    in a bundle's manifest (validated first, replaced atomically; weights and tables
+    removes it: the method scores tokens only again) and/or band views' weights ({view: λ},
+    λ one number or {method: λ}) in a bundle's manifest (validated first, replaced atomically; weights and tables
     untouched); returns the manifest's likelihood entry."""
     root = Path(path)
     manifest = _read_manifest(root)
@@ -332,17 +337,24 @@ def set_likelihood(
     return likelihood
 
 
-def check_views(views: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each view's filter (`BandFilter`) and weight: λ (a finite number > 0) for every method,
-    or {method: λ} (a method not named does not use the view), as stored."""
+def check_views(
+    views: Mapping[str, Any], sample_rate: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each view's name (letters, digits, _), filter (`BandFilter`, its cutoffs below the
+    Nyquist frequency of `sample_rate` when given) and weight: λ in (0, MAX_VIEW_WEIGHT] for
+    every method, or {method: λ} (a method not named does not use the view), as stored."""
     checked = {}
     for name, entry in views.items():
+        if not isinstance(name, str) or view_name(VIEW_PREFIX + name) != name:
+            raise ValueError(f"view name {name!r} must be letters, digits and _")
         if not isinstance(entry, Mapping):
             raise ValueError(f"views.{name} must be an object")
         try:
             band = BandFilter.from_manifest(entry)
         except ValueError as exc:
             raise ValueError(f"views.{name}: {exc}") from exc
+        if sample_rate is not None and max(band.cutoff_hz) >= sample_rate / 2:
+            raise ValueError(f"views.{name}: cutoff {max(band.cutoff_hz)} Hz is not below Nyquist")
         weight = entry.get("weight", 1.0)
         if isinstance(weight, Mapping):
             unknown = set(weight) - set(METHOD_TABLE)
@@ -358,8 +370,13 @@ def check_views(views: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _view_weight(name: str, weight: Any) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
-        raise ValueError(f"views.{name}.weight must be a finite number > 0; got {weight!r}")
+    # λ is bounded: p^λ of a rare code underflows to 0 for a large enough λ
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not 0 < weight <= MAX_VIEW_WEIGHT
+    ):
+        raise ValueError(f"views.{name}.weight must be in (0, {MAX_VIEW_WEIGHT}]; got {weight!r}")
     return float(weight)
 
 
@@ -369,42 +386,95 @@ def add_views(
     views: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     """Add (or replace) band-view tables ("view-<name>:a+b+c", counted with this bundle's
-    codec) and their views' filters and weights to a bundle in place: table files first,
-    the manifest (hashes included) replaced atomically last. Returns likelihood.views."""
+    codec, the sources in the bundle's order) and their views' filters and weights to a
+    bundle in place. Everything is checked and the tables written to staging files first;
+    then the tables and, last, the manifest replace their files (a crash between those
+    renames leaves tables the old manifest's hashes refuse: rerun it). Returns
+    likelihood.views."""
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ValueError(
+            f"bundle {root} is format version {manifest['format_version']}; views are added "
+            f"to version {FORMAT_VERSION} bundles (retrain it, or save it again)"
+        )
     likelihood = dict(manifest.get("likelihood", {}))
-    merged = check_views({**likelihood.get("views", {}), **views})
-    k = int(manifest["num_tokens"])
-    entries, files = dict(manifest["tables"]), dict(manifest["files"])
+    stored = likelihood.get("views", {})
+    merged = check_views({**stored, **views}, int(manifest["sample_rate"]))
+    entries = dict(manifest["tables"])
+    for name in views:  # counts made with another filter are not this view's
+        if name in stored and BandFilter.from_manifest(stored[name]) != BandFilter.from_manifest(
+            merged[name]
+        ):
+            entries = {
+                t: e for t, e in entries.items() if split_table_name(t)[0] != VIEW_PREFIX + name
+            }
+    k, sources = int(manifest["num_tokens"]), manifest["sources"]
     for table_name, levels in tables.items():
         kind, table_sources = split_table_name(table_name)
-        if view_name(kind) is None or view_name(kind) not in merged:
+        if view_name(kind) not in merged:
             raise ValueError(f"{table_name!r} is not a table of the views given")
-        if not set(table_sources) <= set(manifest["sources"]):
+        if not set(table_sources) <= set(sources):
             raise ValueError(f"table {table_name!r} names a source the bundle lacks")
-        relative = table_file(table_name)
-        staging = root / f".{Path(relative).name}.tmp"
-        save_table(staging, levels)
-        staging.chmod(0o644)
-        os.replace(staging, root / relative)
-        files[relative] = sha256_of(root / relative)
+        if len(table_sources) < 3:
+            raise ValueError(f"view table {table_name!r} needs three or more sources")
+        if list(table_sources) != [s for s in sources if s in table_sources]:
+            raise ValueError(f"table {table_name!r}: name its sources in the bundle's order")
+        _check_view_levels(table_name, levels, len(table_sources), k)
         entries[table_name] = {
-            "file": relative,
+            "file": table_file(table_name),
             "levels": 1,
             "shape": list(table_shape(kind, len(table_sources), k)),
-            "nnz": [int(c.shape[0]) for _, c in levels],
-            "total": [int(c.sum()) for _, c in levels],
+            "nnz": [int(np.asarray(c).shape[0]) for _, c in levels],
+            "total": [int(np.asarray(c).sum()) for _, c in levels],
         }
     likelihood["views"] = merged
-    manifest.update(tables=entries, files=dict(sorted(files.items())), likelihood=likelihood)
-    validate_manifest(manifest, root, sample_rate=None)
+    updated = {**manifest, "tables": entries, "likelihood": likelihood}
+    try:
+        check_view_tables(updated, f"bundle {root}")
+    except BundleError as exc:
+        raise ValueError(str(exc)) from exc
+    files = {f: d for f, d in manifest["files"].items() if f in _listed_files(updated)}
+    staged = []
+    try:
+        for table_name, levels in tables.items():
+            staging = root / f".{Path(table_file(table_name)).name}.tmp"
+            staged.append((staging, root / table_file(table_name)))
+            save_table(staging, levels)
+            staging.chmod(0o644)
+            files[table_file(table_name)] = sha256_of(staging)
+        updated["files"] = dict(sorted(files.items()))
+        text = json.dumps(updated, indent=1) + "\n"
+    except BaseException:
+        for staging, _ in staged:
+            staging.unlink(missing_ok=True)
+        raise
+    for staging, final in staged:
+        os.replace(staging, final)
     staging = root / f".{MANIFEST}.tmp"
-    staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    staging.write_text(text, encoding="utf-8")
     staging.chmod(0o644)
     os.replace(staging, root / MANIFEST)
     return merged
+
+
+def _check_view_levels(name: str, levels: list[COO], num_sources: int, k: int) -> None:
+    """One level of (indices [i, z_i, v] (3, nnz), counts (nnz,)) within (N, K, K)."""
+    if len(levels) != 1:
+        raise ValueError(f"view table {name!r} has one level; got {len(levels)}")
+    indices, counts = (np.asarray(a) for a in levels[0])
+    if indices.ndim != 2 or indices.shape[0] != 3 or counts.shape != (indices.shape[1],):
+        raise ValueError(f"view table {name!r} is not COO (3, nnz) + (nnz,)")
+    limits = np.array([num_sources, k, k])[:, None]
+    if indices.size and ((indices < 0).any() or (indices >= limits).any()):
+        raise ValueError(f"view table {name!r} has indices outside ({num_sources}, {k}, {k})")
+
+
+def _listed_files(manifest: dict[str, Any]) -> set[str]:
+    """The files a manifest's codec, priors and tables name (what its hashes should cover)."""
+    names = {CODEC_FILE, *(prior_file(s) for s in manifest["sources"])}
+    return names | {table_file(t, manifest["format_version"]) for t in manifest["tables"]}
 
 
 def _read_manifest(root: Path) -> Any:

@@ -133,7 +133,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(λ per method; a method not named does not use the view); repeatable",
     )
     views.add_argument(
-        "--sources", help="comma-separated, in the bundle's order (default: all its sources)"
+        "--sources", help="comma-separated, three or more (default: all the bundle's sources)"
     )
     views.add_argument("--crops", type=int, default=1200, help="2-s train crops (1200)")
     views.add_argument("--seed", type=int, default=0)
@@ -243,9 +243,10 @@ def run_add_views(args: argparse.Namespace) -> int:
 
     try:
         bundle = load_bundle(args.bundle_dir, device="cpu")
-        sources = tuple(args.sources.split(",")) if args.sources else bundle.sources
-        if len(sources) < 3 or not set(sources) <= set(bundle.sources):
+        chosen = set(args.sources.split(",")) if args.sources else set(bundle.sources)
+        if len(chosen) < 3 or not chosen <= set(bundle.sources):
             raise ValueError(f"views are for three or more of the bundle's {bundle.sources}")
+        sources = tuple(s for s in bundle.sources if s in chosen)  # the bundle's order
         entries, bands = {}, {}
         for name, kind, cutoffs, weight in args.view:
             band = BandFilter(kind, tuple(float(c) for c in cutoffs.split(",")))

@@ -152,6 +152,11 @@ class PipelineConfig:
                 f"prior num_tokens {self.prior.num_tokens} != codec num_tokens "
                 f"{self.codec.num_tokens}"
             )
+        for spec in self.bundles:  # cutoffs against the codec's rate, before any training
+            try:
+                check_views(spec.views, sample_rate=self.codec.sample_rate)
+            except ValueError as exc:
+                raise ValueError(f"[[bundles]] {spec.name!r}: {exc}") from exc
 
     def codec_kinds(self) -> tuple[str, ...]:
         return tuple(k for k in CODEC_KINDS if any(b.codec == k for b in self.bundles))

@@ -59,7 +59,8 @@ def count_views(
         device = codec.codebook.device
         flat = torch.from_numpy(audio).transpose(0, 1).reshape(n * size, -1).to(device)
         tokens = codec.encode(flat).reshape(n, size, -1).cpu().numpy()
-        steps = slice(EDGE_TOKENS, tokens.shape[-1] - EDGE_TOKENS)
+        t = tokens.shape[-1]  # edges trimmed as encode_crops trims them
+        steps = slice(EDGE_TOKENS, t - EDGE_TOKENS) if t > 4 * EDGE_TOKENS else slice(None)
         sources = tokens[..., steps]  # (N, B, T)
         which = np.broadcast_to(np.arange(n)[:, None, None], sources.shape)
         mean = audio.mean(1)

@@ -45,7 +45,7 @@ from latsep.models.separation.masks import (
 )
 from latsep.models.separation.observation import level_gain, models_input, observe_mixture
 from latsep.models.separation.result import Separation
-from latsep.models.separation.views import MixtureView, view_factors
+from latsep.models.separation.views import MixtureView, ObservedViews, observe_views
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def separate_waveform(
     generator = torch.Generator().manual_seed(seed)
     padded = models_input(codec, mixture, gain, n)
     mixture_tokens, likelihood = observe_mixture(codec, likelihood, padded, codec_bf16)
-    factors = view_factors(codec, views, padded, codec_bf16)
+    observed_views = observe_views(codec, views, padded, codec_bf16)
     del padded
     window, prefix_len = _windows(priors, mixture_tokens.shape[0], window_tokens, prefix_tokens)
 
@@ -227,7 +227,7 @@ def separate_waveform(
     )
     rows = 1 if search == "beam" else num_candidates  # beams grow from one empty path
     tokens, scores, fallback = _search_windows(
-        search_window, mixture_tokens, (window, prefix_len), (rows, n), report, factors
+        search_window, mixture_tokens, (window, prefix_len), (rows, n), report, observed_views
     )
 
     stft = StftGrid.covering(length, int(getattr(codec, "sample_rate", SAMPLE_RATE)))
@@ -273,12 +273,13 @@ def _search_windows(
     windows: tuple[int, int],
     shape: tuple[int, int],
     report: ReportFn,
-    factors: torch.Tensor | None = None,
+    views: ObservedViews | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The token search, window by window, each of the (rows, N) candidates continuing from
     its own last `prefix` tokens: tokens (C, N, T), log_scores (C,), fallback_steps (C,).
     search_window(mixture tokens, prefix=, prefix_scores=, progress=[, source_factors=])
-    searches a window; factors (T, N, K), the views' (None: no views)."""
+    searches a window; views: the mixture's band views, whose factors each window gets for
+    its own steps (None: no views)."""
     window, prefix_len = windows
     total = mixture_tokens.shape[0]
     tokens = torch.zeros(*shape, 0, dtype=torch.long)  # (C, N, t) chosen so far
@@ -290,13 +291,13 @@ def _search_windows(
             report("separating", start + done, total, _SEARCH_SHARE * (start + done) / total)
 
         prefix = tokens[:, :, max(0, start - prefix_len) : start]
-        views = {} if factors is None else {"source_factors": factors[start : start + window]}
+        factors = {} if views is None else {"source_factors": views.factors(start, start + window)}
         result = search_window(
             mixture_tokens[start : start + window],
             prefix=prefix,
             prefix_scores=scores,
             progress=step,
-            **views,
+            **factors,
         )
         if result.origins.dim() == 2:  # each source continues its own prefix row
             tokens = tokens[result.origins, torch.arange(shape[1])]

@@ -85,18 +85,41 @@ class MixtureView:
     weight: float
 
 
-def view_factors(
-    codec: Codec, views: Sequence[MixtureView], models_input: np.ndarray, bf16: bool = False
-) -> torch.Tensor | None:
-    """Π_v p(v_t | z_i = z)^λ_v for every step, source and code, (T, N, K) float64, from
-    what the codec encodes of the mixture (`models_input`, (L,) float32, L a multiple of the
-    hop); None without views."""
+@dataclass(frozen=True)
+class ObservedViews:
+    """The views' tokens of one mixture, (V, T); factors are made a window at a time, so a
+    long upload holds V·T tokens, not T·N·K floats (1.3 GB for 10 minutes, 3 sources)."""
+
+    views: tuple[MixtureView, ...]
+    tokens: torch.Tensor
+
+    def factors(self, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Π_v p(v_t | z_i = z)^λ_v for the steps start..stop, every source and code,
+        (stop - start, N, K) float64."""
+        factors: torch.Tensor | None = None
+        for view, tokens in zip(self.views, self.tokens, strict=True):
+            columns = view.table.columns(tokens[start:stop]).pow(view.weight)  # (t, N, K)
+            factors = columns if factors is None else factors * columns
+        assert factors is not None
+        return factors
+
+
+def observe_views(
+    codec: Codec, views: Sequence[MixtureView], audio: np.ndarray, bf16: bool = False
+) -> ObservedViews | None:
+    """Each view's tokens of what the codec encodes of the mixture (`audio`, (L,) float32,
+    L a multiple of the hop: `observation.models_input`); None without views."""
     if not views:
         return None
     rate = int(codec.sample_rate)
-    factors: torch.Tensor | None = None
-    for view in views:
-        tokens = encode_samples(codec, view.band.apply(models_input, rate), bf16)
-        columns = view.table.columns(tokens).pow(view.weight)  # (T, N, K)
-        factors = columns if factors is None else factors * columns
-    return factors
+    tokens = [encode_samples(codec, view.band.apply(audio, rate), bf16) for view in views]
+    return ObservedViews(tuple(views), torch.stack(tokens))
+
+
+def view_factors(
+    codec: Codec, views: Sequence[MixtureView], audio: np.ndarray, bf16: bool = False
+) -> torch.Tensor | None:
+    """The factors of every step at once, (T, N, K) (`ObservedViews.factors`); None
+    without views."""
+    observed = observe_views(codec, views, audio, bf16)
+    return None if observed is None else observed.factors()

@@ -2,8 +2,9 @@
 
 Temperature τ divides the prior log-probs (p_i^(1/τ), renormalised); the likelihood is not
 tempered. top_k keeps each row's k most probable codes of that tempered prior. Weights are
-float64 and scaled so each row's maximum is 1: only ratios within a step matter for a draw;
-the scale is kept (`log_scale`) for the step's evidence, which sequential Monte Carlo needs.
+float64 and scaled so each row's maximum is 1 (before any unary factor, `times`): only
+ratios within a step matter for a draw; the scale is kept (`log_scale`) for the step's
+evidence, which sequential Monte Carlo needs.
 """
 
 from __future__ import annotations
