@@ -302,8 +302,8 @@ def set_likelihood(
 ) -> dict[str, Any]:
     """Record a tuned backoff strength, σ of a method's latent term ({method: σ}; σ 0
     removes it: the method scores tokens only again) and/or band views' weights ({view: λ},
-    λ one number or {method: λ}) in a bundle's manifest (validated first, replaced atomically; weights and tables
-    untouched); returns the manifest's likelihood entry."""
+    λ one number or {method: λ}) in a bundle's manifest (validated first, replaced
+    atomically; weights and tables untouched); returns the manifest's likelihood entry."""
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
