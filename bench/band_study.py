@@ -25,9 +25,11 @@ from latsep.models.separation.views import BandFilter
 from studies import SOURCES, compare, cpu_bundle, crop_arguments, run_arguments
 
 VIEWS = {
-    "low": BandFilter("lowpass", (200.0,)),
+    "low": BandFilter("lowpass", (200.0,)),  # the shipped three
     "mid": BandFilter("bandpass", (200.0, 3000.0)),
     "high": BandFilter("highpass", (3000.0,)),
+    "sub": BandFilter("lowpass", (100.0,)),  # narrower, for bass against "other"
+    "lowmid": BandFilter("bandpass", (100.0, 400.0)),
 }
 
 
@@ -38,9 +40,10 @@ def count(args: argparse.Namespace) -> None:
     bundle = cpu_bundle(args.bundle, args.threads)
     start = time.perf_counter()
     store = StemStore(args.corpus, "train", SOURCES)
-    tables = count_views(bundle.codec, store, VIEWS, crops=args.crops, seed=args.seed)
+    views = {name: VIEWS[name] for name in args.views}
+    tables = count_views(bundle.codec, store, views, crops=args.crops, seed=args.seed)
     arrays = {}
-    for view in VIEWS:
+    for view in views:
         ((indices, counts),) = tables[view_table_name(view, SOURCES)]
         arrays[f"{view}_indices"], arrays[f"{view}_counts"] = indices, counts
     np.savez(args.out, **arrays)
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
         args.method, 3, Overrides(**overrides), bundle.separation_defaults(args.method, 3)
     )
     separator = Separator(bundle, args.method, SOURCES, views=False)
-    saved = np.load(args.counts)
+    saved = {key: data[key] for path in args.counts for data in [np.load(path)] for key in data}
     tables = {
         v: MarginalLikelihood.from_sparse(
             torch.from_numpy(saved[f"{v}_indices"]),
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
             bundle.default_smoothing,
         )
         for v in VIEWS
+        if f"{v}_indices" in saved
     }
 
     def variant(spec: str):  # "low:1,high:0.5"
@@ -93,11 +97,12 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     c = commands.add_parser("count", help="count each view's table over train crops")
     crop_arguments(c, crops=1200)
+    c.add_argument("--views", nargs="+", default=list(VIEWS), choices=list(VIEWS))
     r = commands.add_parser("run", help="separate chunks with and without the views")
     run_arguments(r)
     r.add_argument("--method", default="mlass-pe", choices=["mlass-pe", "mlass-bp"])
     r.add_argument("--search", default=None)
-    r.add_argument("--counts", required=True)
+    r.add_argument("--counts", action="append", required=True, help="an npz of `count`; repeatable")
     r.add_argument("variants", nargs="+", help="views and weights, e.g. low:1 low:1,high:0.5")
     args = parser.parse_args()
     count(args) if args.command == "count" else run(args)
