@@ -13,7 +13,7 @@ from latsep.models.likelihood import MarginalLikelihood
 from latsep.models.separation import pipeline
 from latsep.models.separation.chunks import encode_samples
 from latsep.models.separation.pipeline import separate_waveform
-from latsep.models.separation.views import BandFilter, MixtureView, view_factors
+from latsep.models.separation.views import BandFilter, MixtureView, observe_views
 
 RATE = 22050
 
@@ -84,14 +84,14 @@ def test_factors_are_the_views_columns_raised_to_their_weights():
     k, n = 16, 3
     codec, views = LatticeCodec(k), _views(k, n, seed=0)
     audio = np.random.default_rng(0).uniform(0, k - 1, 64).astype(np.float32)
-    factors = view_factors(codec, views, audio)
+    factors = observe_views(codec, views, audio).factors()
     expected = torch.ones(64, n, k, dtype=torch.float64)
     for view in views:
         tokens = encode_samples(codec, view.band.apply(audio, RATE))
         for t, v in enumerate(tokens.tolist()):
             expected[t] *= view.table.column(v).pow(view.weight)
     torch.testing.assert_close(factors, expected)
-    assert view_factors(codec, [], audio) is None
+    assert observe_views(codec, [], audio) is None
 
 
 def test_each_window_searches_with_its_own_steps_factors(monkeypatch):
@@ -116,7 +116,7 @@ def test_each_window_searches_with_its_own_steps_factors(monkeypatch):
         window_tokens=9, prefix_tokens=3, consistency="none", views=views,
     )  # fmt: skip
     padded = (mixture / n).astype(np.float32)
-    factors = view_factors(codec, views, padded)
+    factors = observe_views(codec, views, padded).factors()
     assert [f.shape[0] for f in seen] == [9, 9, 9, 3]
     torch.testing.assert_close(torch.cat(seen), factors)
     tokens = result.tokens  # (C, N, T)

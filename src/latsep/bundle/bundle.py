@@ -19,10 +19,10 @@ from latsep.bundle.manifest import (
 )
 from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.codec import Codec
-from latsep.models.likelihood import Backoff, MarginalLikelihood
+from latsep.models.likelihood import Backoff
 from latsep.models.prior.transformer import TransformerPrior
 from latsep.models.separation.observation import NOMINAL_STEM_DBFS
-from latsep.models.separation.registry import MODELS, Tables
+from latsep.models.separation.registry import MODELS, Tables, marginal_in_order
 from latsep.models.separation.views import BandFilter, MixtureView
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
@@ -218,10 +218,8 @@ class Bundle:
                 if kind != VIEW_PREFIX + name or sorted(stored) != sorted(sources):
                     continue
                 indices, counts = self._tables[kind + ":" + "+".join(stored)][0]
-                position = torch.tensor([sources.index(s) for s in stored])
-                indices = torch.stack([position[indices[0]], indices[1], indices[2]])
-                table = MarginalLikelihood.from_sparse(
-                    indices, counts, len(sources), self.num_tokens, smoothing
+                table = marginal_in_order(
+                    indices, counts, sources, stored, self.num_tokens, smoothing
                 )
                 band = BandFilter.from_manifest(entry)
                 found.append(MixtureView(name, band, table, float(weight)))

@@ -132,8 +132,7 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
         )
     except ValueError as exc:
         raise BundleError(f"{where}: {exc}") from exc
-    needed = {CODEC_FILE, *(prior_file(s) for s in sources)}
-    needed |= {table_file(n, version) for n in manifest["tables"]}
+    needed = listed_files(manifest)
     files = manifest["files"]
     missing_entries = needed - set(files)
     if missing_entries:
@@ -146,6 +145,12 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
             raise BundleError(f"{where}: missing file {relative}")
         if sha256_of(path) != digest:
             raise BundleError(f"{where}: {relative} does not match its sha256 (corrupt or edited)")
+
+
+def listed_files(manifest: dict[str, Any]) -> set[str]:
+    """The files a manifest's codec, priors and tables name (what its hashes must cover)."""
+    names = {CODEC_FILE, *(prior_file(s) for s in manifest["sources"])}
+    return names | {table_file(t, manifest["format_version"]) for t in manifest["tables"]}
 
 
 def check_view_tables(manifest: dict[str, Any], where: str) -> None:

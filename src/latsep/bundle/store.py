@@ -25,6 +25,7 @@ from latsep.bundle.manifest import (
     VIEW_PREFIX,
     BundleError,
     check_view_tables,
+    listed_files,
     prior_file,
     served_methods,
     sha256_of,
@@ -435,7 +436,7 @@ def add_views(
         check_view_tables(updated, f"bundle {root}")
     except BundleError as exc:
         raise ValueError(str(exc)) from exc
-    files = {f: d for f, d in manifest["files"].items() if f in _listed_files(updated)}
+    files = {f: d for f, d in manifest["files"].items() if f in listed_files(updated)}
     staged = []
     try:
         for table_name, levels in tables.items():
@@ -469,12 +470,6 @@ def _check_view_levels(name: str, levels: list[COO], num_sources: int, k: int) -
     limits = np.array([num_sources, k, k])[:, None]
     if indices.size and ((indices < 0).any() or (indices >= limits).any()):
         raise ValueError(f"view table {name!r} has indices outside ({num_sources}, {k}, {k})")
-
-
-def _listed_files(manifest: dict[str, Any]) -> set[str]:
-    """The files a manifest's codec, priors and tables name (what its hashes should cover)."""
-    names = {CODEC_FILE, *(prior_file(s) for s in manifest["sources"])}
-    return names | {table_file(t, manifest["format_version"]) for t in manifest["tables"]}
 
 
 def _read_manifest(root: Path) -> Any:

@@ -115,9 +115,22 @@ def _marginal(t: Tables) -> MarginalLikelihood:
         )
         return MarginalLikelihood.from_sparse(marginal, torch.cat([counts, counts]), 2, k, s)
     indices, counts = t.levels("marginal")[0]
-    position = torch.tensor([t.sources.index(name) for name in t.stored])
+    return marginal_in_order(indices, counts, t.sources, t.stored, k, s)
+
+
+def marginal_in_order(
+    indices: torch.Tensor,
+    counts: torch.Tensor,
+    sources: tuple[str, ...],
+    stored: tuple[str, ...],
+    num_tokens: int,
+    smoothing: float,
+) -> MarginalLikelihood:
+    """A marginal-shaped table [i, z_i, y] stored for the sources in `stored` order, as a
+    MarginalLikelihood whose rows follow `sources` (the same set in the caller's order)."""
+    position = torch.tensor([sources.index(name) for name in stored])
     indices = torch.stack([position[indices[0]], indices[1], indices[2]])
-    return MarginalLikelihood.from_sparse(indices, counts, len(t.sources), k, s)
+    return MarginalLikelihood.from_sparse(indices, counts, len(sources), num_tokens, smoothing)
 
 
 MODELS: dict[str, MethodModel] = {

@@ -114,12 +114,3 @@ def observe_views(
     rate = int(codec.sample_rate)
     tokens = [encode_samples(codec, view.band.apply(audio, rate), bf16) for view in views]
     return ObservedViews(tuple(views), torch.stack(tokens))
-
-
-def view_factors(
-    codec: Codec, views: Sequence[MixtureView], audio: np.ndarray, bf16: bool = False
-) -> torch.Tensor | None:
-    """The factors of every step at once, (T, N, K) (`ObservedViews.factors`); None
-    without views."""
-    observed = observe_views(codec, views, audio, bf16)
-    return None if observed is None else observed.factors()
