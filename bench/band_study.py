@@ -21,15 +21,20 @@ import time
 import numpy as np
 import torch
 
-from latsep.models.separation.views import BandFilter
+from latsep.models.separation.views import ViewFilter
 from studies import SOURCES, compare, cpu_bundle, crop_arguments, run_arguments
 
 VIEWS = {
-    "low": BandFilter("lowpass", (200.0,)),  # the shipped three
-    "mid": BandFilter("bandpass", (200.0, 3000.0)),
-    "high": BandFilter("highpass", (3000.0,)),
-    "sub": BandFilter("lowpass", (100.0,)),  # narrower, for bass against "other"
-    "lowmid": BandFilter("bandpass", (100.0, 400.0)),
+    "low": ViewFilter("lowpass", (200.0,)),  # the shipped three
+    "mid": ViewFilter("bandpass", (200.0, 3000.0)),
+    "high": ViewFilter("highpass", (3000.0,)),
+    "sub": ViewFilter("lowpass", (100.0,)),  # narrower, for bass against "other"
+    "lowmid": ViewFilter("bandpass", (100.0, 400.0)),
+    # steady tones against onsets: the mix's harmonic or percussive part, then a band
+    "perc": ViewFilter("full", part="percussive"),
+    "harm": ViewFilter("full", part="harmonic"),
+    "perclow": ViewFilter("lowpass", (200.0,), part="percussive"),
+    "harmlow": ViewFilter("lowpass", (200.0,), part="harmonic"),
 }
 
 
@@ -75,9 +80,11 @@ def run(args: argparse.Namespace) -> None:
         if f"{v}_indices" in saved
     }
 
-    def variant(spec: str):  # "low:1,high:0.5"
-        pairs = [part.split(":") for part in spec.split(",")] if spec else []
-        views = tuple(MixtureView(v, VIEWS[v], tables[v], float(w)) for v, w in pairs)
+    def variant(spec: str):  # "low:1,high:0.5"; "shipped": the bundle's views for the method
+        parts = spec.split(",") if spec else []
+        shipped = bundle.views(args.method, SOURCES) if "shipped" in parts else ()
+        pairs = [part.split(":") for part in parts if part != "shipped"]
+        views = shipped + tuple(MixtureView(v, VIEWS[v], tables[v], float(w)) for v, w in pairs)
 
         def separate(mixture: np.ndarray, seed: int) -> np.ndarray:
             separator.views = views
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> None:
         return separate
 
     compare(
-        {spec or "no views": variant(spec) for spec in ["", *args.variants]},
+        {spec or "no views": variant(spec) for spec in [args.reference, *args.variants]},
         args,
         bundle.sample_rate,
     )
@@ -102,7 +109,8 @@ def main() -> None:
     run_arguments(r)
     r.add_argument("--method", default="mlass-pe", choices=["mlass-pe", "mlass-bp"])
     r.add_argument("--search", default=None)
-    r.add_argument("--counts", action="append", required=True, help="an npz of `count`; repeatable")
+    r.add_argument("--counts", action="append", default=[], help="an npz of `count`; repeatable")
+    r.add_argument("--reference", default="", help="the variant the others are paired with")
     r.add_argument("variants", nargs="+", help="views and weights, e.g. low:1 low:1,high:0.5")
     args = parser.parse_args()
     count(args) if args.command == "count" else run(args)

@@ -11,7 +11,7 @@ import torch
 from test_bundle import SOURCES, K, make_bundle
 
 from latsep.bundle import BundleError, add_views, load_bundle
-from latsep.models.separation.views import BandFilter
+from latsep.models.separation.views import ViewFilter
 
 LOW = {"filter": "lowpass", "cutoff_hz": [200.0], "order": 4, "weight": 0.5}
 
@@ -34,7 +34,7 @@ def test_added_views_load_in_the_requested_order(viewed: Path) -> None:
     bundle = load_bundle(viewed, device="cpu")
     (view,) = bundle.views("mlass-pe", SOURCES)
     assert view.name == "low" and view.weight == 0.5
-    assert view.band == BandFilter("lowpass", (200.0,), 4)
+    assert view.filter == ViewFilter("lowpass", (200.0,), 4)
     indices, counts = _view_counts()
     dense = np.zeros((3, K, K))
     np.add.at(dense, tuple(indices), counts)
@@ -81,6 +81,9 @@ def test_adding_again_replaces_the_table_and_keeps_the_bundle_valid(viewed: Path
         ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "weight": 5}}, "4"),
         ({"view-low:bass+drums+other": [_view_counts()]},
          {"low": {**LOW, "cutoff_hz": [11025]}}, "Nyquist"),
+        ({"view-low:bass+drums+other": [_view_counts()]}, {"low": {**LOW, "part": "x"}}, "part"),
+        ({"view-low:bass+drums+other": [_view_counts()]},
+         {"low": {**LOW, "filter": "full"}}, "0 cutoff"),
     ],
 )  # fmt: skip
 def test_bad_views_are_refused_before_the_manifest_changes(tmp_path, tables, views, message):
@@ -121,7 +124,7 @@ def test_a_new_filter_drops_the_tables_counted_with_the_old_one(viewed: Path) ->
         add_views(viewed, {}, {"low": narrower})
     add_views(viewed, {"view-low:bass+drums+other": [_view_counts(seed=2)]}, {"low": narrower})
     (view,) = load_bundle(viewed, device="cpu").views("mlass-pe", SOURCES)
-    assert view.band.cutoff_hz == (150.0,)
+    assert view.filter.cutoff_hz == (150.0,)
 
 
 def test_views_are_added_to_format_two_bundles_only(viewed: Path) -> None:
@@ -177,3 +180,14 @@ def test_a_view_can_weigh_differently_per_method(viewed: Path) -> None:
         set_likelihood(viewed, view_weight={"low": {"mlass-xx": 0.5}})
     with pytest.raises(ValueError, match="weight"):
         set_likelihood(viewed, view_weight={"low": {"mlass-bp": -1}})
+
+
+def test_a_view_of_the_mix_s_percussive_part_round_trips(viewed: Path) -> None:
+    perc = {"filter": "full", "cutoff_hz": [], "order": 4, "part": "percussive", "weight": 0.5}
+    add_views(viewed, {"view-perc:bass+drums+other": [_view_counts(seed=3)]}, {"perc": perc})
+    views = {v.name: v for v in load_bundle(viewed, device="cpu").views("mlass-pe", SOURCES)}
+    assert views["perc"].filter == ViewFilter("full", (), part="percussive")
+    # a view of the whole mix records no part: manifests written before parts existed hold
+    manifest = json.loads((viewed / "manifest.json").read_text())
+    assert "part" not in manifest["likelihood"]["views"]["low"]
+    assert manifest["likelihood"]["views"]["perc"]["part"] == "percussive"

@@ -1,5 +1,6 @@
-"""Band views of the mixture: zero-phase filters, their factors, and the factors reaching the
-search window by window (the search itself: test_source_factors.py)."""
+"""Views of the mixture: zero-phase filters, harmonic and percussive parts, their factors,
+and the factors reaching the search window by window (the search itself:
+test_source_factors.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from test_waveform_pipeline import LatticeCodec, lattice_problem
 
 from latsep.models.likelihood import MarginalLikelihood
 from latsep.models.separation import pipeline
+from latsep.models.separation import views as views_module
 from latsep.models.separation.chunks import encode_samples
 from latsep.models.separation.pipeline import separate_waveform
-from latsep.models.separation.views import BandFilter, MixtureView, observe_views
+from latsep.models.separation.views import (
+    MixtureView,
+    ViewFilter,
+    harmonic_percussive,
+    observe_views,
+)
 
 RATE = 22050
 
@@ -25,9 +32,9 @@ def _tone(hz: float, seconds: float = 1.0) -> np.ndarray:
 @pytest.mark.parametrize(
     ("band", "kept", "removed"),
     [
-        (BandFilter("lowpass", (200.0,)), 50.0, 4000.0),
-        (BandFilter("highpass", (3000.0,)), 6000.0, 100.0),
-        (BandFilter("bandpass", (200.0, 3000.0)), 1000.0, 8000.0),
+        (ViewFilter("lowpass", (200.0,)), 50.0, 4000.0),
+        (ViewFilter("highpass", (3000.0,)), 6000.0, 100.0),
+        (ViewFilter("bandpass", (200.0, 3000.0)), 1000.0, 8000.0),
     ],
 )
 def test_a_band_keeps_its_tone_in_phase_and_removes_the_other(band, kept, removed):
@@ -39,7 +46,7 @@ def test_a_band_keeps_its_tone_in_phase_and_removes_the_other(band, kept, remove
 
 
 def test_a_signal_shorter_than_the_padding_is_still_filtered():
-    out = BandFilter("lowpass", (200.0,)).apply(np.ones(5, np.float32), RATE)
+    out = ViewFilter("lowpass", (200.0,)).apply(np.ones(5, np.float32), RATE)
     assert out.shape == (5,) and np.isfinite(out).all()
 
 
@@ -52,31 +59,82 @@ def test_a_signal_shorter_than_the_padding_is_still_filtered():
         (("bandpass", (300.0, 200.0)), "rise"),
         (("lowpass", (100.0,), 0), "order"),
         (("lowpass", (100.0,), 2.5), "order"),
+        (("full", (100.0,)), "0 cutoff"),
+        (("lowpass", (100.0,), 4, "steady"), "part"),
     ],
 )
 def test_bad_filters_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
-        BandFilter(*arguments)
+        ViewFilter(*arguments)
 
 
 def test_a_cutoff_above_nyquist_is_refused_when_applied():
     with pytest.raises(ValueError, match="Nyquist"):
-        BandFilter("lowpass", (12000.0,)).apply(np.zeros(100, np.float32), RATE)
+        ViewFilter("lowpass", (12000.0,)).apply(np.zeros(100, np.float32), RATE)
+
+
+def _tone_and_clicks(seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    tone = 0.5 * _tone(440.0, seconds)
+    clicks = np.zeros_like(tone)
+    clicks[:: RATE // 4] = 8.0  # four clicks a second: broadband, one frame long
+    return tone.astype(np.float32), clicks.astype(np.float32)
+
+
+def test_the_harmonic_part_keeps_the_tone_and_the_percussive_part_the_clicks():
+    tone, clicks = _tone_and_clicks()
+    mix = tone + clicks
+    harmonic = harmonic_percussive(mix, "harmonic")
+    percussive = harmonic_percussive(mix, "percussive")
+    np.testing.assert_allclose(harmonic + percussive, mix, atol=1e-4)  # the masks sum to 1
+
+    def share(part: np.ndarray, of: np.ndarray) -> float:  # of's energy found in part
+        return float(np.dot(part, of) / np.dot(of, of))
+
+    assert share(harmonic, tone) > 0.9 and share(percussive, tone) < 0.1
+    assert share(percussive, clicks) > 0.8 and share(harmonic, clicks) < 0.2
+
+
+def test_the_parts_are_computed_in_blocks_that_change_nothing(monkeypatch):
+    """A long upload is split into blocks with context: the same result as one block."""
+    audio = np.random.default_rng(0).standard_normal((2, 30_001)).astype(np.float32)
+    whole = {part: harmonic_percussive(audio, part) for part in ("harmonic", "percussive")}
+    monkeypatch.setattr(views_module, "HPSS_BLOCK", 4096)
+    for part, expected in whole.items():
+        np.testing.assert_allclose(harmonic_percussive(audio, part), expected, atol=1e-5)
+        # rows of a batch are separated independently, and short signals are fine
+        np.testing.assert_allclose(harmonic_percussive(audio[1], part), expected[1], atol=1e-5)
+    assert harmonic_percussive(audio[0, :100], "harmonic").shape == (100,)
+
+
+def test_a_part_is_taken_before_the_band():
+    tone, clicks = _tone_and_clicks()
+    view = ViewFilter("lowpass", (2000.0,), part="harmonic")
+    expected = ViewFilter("lowpass", (2000.0,)).apply(
+        harmonic_percussive(tone + clicks, "harmonic"), RATE
+    )
+    np.testing.assert_allclose(view.apply(tone + clicks, RATE), expected, atol=1e-6)
+    full = ViewFilter("full", part="percussive").apply(tone + clicks, RATE)
+    np.testing.assert_allclose(full, harmonic_percussive(tone + clicks, "percussive"))
+    assert ViewFilter("full").apply(tone, RATE).dtype == np.float32
 
 
 def test_manifest_round_trip():
-    band = BandFilter("bandpass", (200.0, 3000.0), order=2)
-    assert BandFilter.from_manifest(band.to_manifest()) == band
+    for band in (
+        ViewFilter("bandpass", (200.0, 3000.0), order=2),
+        ViewFilter("full", part="percussive"),
+        ViewFilter("lowpass", (200.0,), part="harmonic"),
+    ):
+        assert ViewFilter.from_manifest(band.to_manifest()) == band
     with pytest.raises(ValueError, match="cutoff_hz"):
-        BandFilter.from_manifest({"filter": "lowpass", "cutoff_hz": "200"})
+        ViewFilter.from_manifest({"filter": "lowpass", "cutoff_hz": "200"})
 
 
 def _views(k: int, n: int, seed: int) -> list[MixtureView]:
     g = torch.Generator().manual_seed(seed)
     tables = [MarginalLikelihood(torch.rand(n, k, k, generator=g) * 5, 0.1) for _ in range(2)]
     return [
-        MixtureView("low", BandFilter("lowpass", (3000.0,)), tables[0], 0.7),
-        MixtureView("high", BandFilter("highpass", (500.0,)), tables[1], 1.5),
+        MixtureView("low", ViewFilter("lowpass", (3000.0,)), tables[0], 0.7),
+        MixtureView("high", ViewFilter("highpass", (500.0,)), tables[1], 1.5),
     ]
 
 
@@ -87,7 +145,7 @@ def test_factors_are_the_views_columns_raised_to_their_weights():
     factors = observe_views(codec, views, audio).factors()
     expected = torch.ones(64, n, k, dtype=torch.float64)
     for view in views:
-        tokens = encode_samples(codec, view.band.apply(audio, RATE))
+        tokens = encode_samples(codec, view.filter.apply(audio, RATE))
         for t, v in enumerate(tokens.tolist()):
             expected[t] *= view.table.column(v).pow(view.weight)
     torch.testing.assert_close(factors, expected)

@@ -159,11 +159,11 @@ class _FixedStore:
 
 
 def test_view_counts_are_each_sources_tokens_against_the_filtered_means():
-    from latsep.models.separation.views import BandFilter
+    from latsep.models.separation.views import ViewFilter
     from latsep.training.view_counts import count_views
 
     audio = np.random.default_rng(0).uniform(0, 7, (4, 3, 40)).astype(np.float32)
-    band = BandFilter("lowpass", (5000.0,))
+    band = ViewFilter("lowpass", (5000.0,))
     tables = count_views(
         _LatticeCodec(), _FixedStore(audio), {"low": band}, crops=4, crop_seconds=40 / 22050,
         batch_size=4, progress=False, initial={"view-low:bass+drums+other": [
@@ -188,11 +188,11 @@ def test_counted_view_tokens_are_the_ones_separation_observes():
     """What count_views pairs with each source's token is what the pipeline observes of the
     same mixture (models_input → observe_views): the same signal, filter and codec."""
     from latsep.models.separation.observation import models_input
-    from latsep.models.separation.views import BandFilter, MixtureView, observe_views
+    from latsep.models.separation.views import MixtureView, ViewFilter, observe_views
     from latsep.training.view_counts import count_views
 
     audio = np.random.default_rng(1).uniform(0, 7, (1, 3, 40)).astype(np.float32)
-    band = BandFilter("highpass", (2000.0,))
+    band = ViewFilter("highpass", (2000.0,))
     tables = count_views(_LatticeCodec(), _FixedStore(audio), {"high": band}, crops=1,
                          crop_seconds=40 / 22050, batch_size=1, progress=False)  # fmt: skip
     ((indices, counts),) = tables["view-high:bass+drums+other"]

@@ -11,6 +11,7 @@ import torch
 
 from latsep.bundle import load_bundles
 from latsep.cli import main
+from latsep.models.separation.views import ViewFilter
 from latsep.training import load_config
 
 pytestmark = pytest.mark.slow
@@ -266,5 +267,10 @@ def test_views_are_added_to_a_bundle_from_the_command_line(trained: Path, tmp_pa
     bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
     assert "view-mid:bass+drums+other" in bundle.raw_tables
     assert [v.name for v in bundle.views("mlass-bp", bundle.sources)].count("mid") == 1
+    assert main([*args, "--view", "perc", "percussive:full", "-", "mlass-bp=0.5"]) == 0
+    bundle = load_bundles(tmp_path, device="cpu")["mlass-pe"]
+    (perc,) = [v for v in bundle.views("mlass-bp", bundle.sources) if v.name == "perc"]
+    assert perc.filter == ViewFilter("full", (), part="percussive")
     assert main([*args, "--view", "bad", "bandpass", "300", "1"]) == 2  # one cutoff: refused
+    assert main([*args, "--view", "bad", "steady:full", "-", "1"]) == 2  # no such part
     assert main([*args, "--sources", "bass,drums", "--view", "x", "lowpass", "200", "1"]) == 2

@@ -23,7 +23,7 @@ from latsep.models.likelihood import Backoff
 from latsep.models.prior.transformer import TransformerPrior
 from latsep.models.separation.observation import NOMINAL_STEM_DBFS
 from latsep.models.separation.registry import MODELS, Tables, marginal_in_order
-from latsep.models.separation.views import BandFilter, MixtureView
+from latsep.models.separation.views import MixtureView, ViewFilter
 
 Levels = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -221,7 +221,7 @@ class Bundle:
                 table = marginal_in_order(
                     indices, counts, sources, stored, self.num_tokens, smoothing
                 )
-                band = BandFilter.from_manifest(entry)
+                band = ViewFilter.from_manifest(entry)
                 found.append(MixtureView(name, band, table, float(weight)))
         self._cache[key] = tuple(found)
         return self._cache[key]

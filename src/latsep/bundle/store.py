@@ -40,7 +40,7 @@ from latsep.bundle.weights import FP32_PREFIXES, WEIGHT_DTYPES, load_module, sav
 from latsep.methods import METHOD_TABLE, check_latent_sigmas
 from latsep.models.codec import SAMPLE_RATE, Codec, CodecConfig
 from latsep.models.prior.transformer import PriorConfig, TransformerPrior
-from latsep.models.separation.views import BandFilter
+from latsep.models.separation.views import ViewFilter
 
 MAX_VIEW_WEIGHT = 4.0  # λ of a band view: p^λ of a rare code must stay above float64 range
 
@@ -70,7 +70,7 @@ def save_bundle(
     "float16" (half the bytes; the quantizer stays fp32) or "float32" (bit-exact).
     `backoff`: the count tables' backoff strength β (0: additive smoothing only).
     `latent_sigma`: {method: σ} of the methods that also score the mixture's continuous latent.
-    `views`: {name: {"filter", "cutoff_hz", "order", "weight"}} of the band views whose
+    `views`: {name: {"filter", "cutoff_hz", "order", ["part",] "weight"}} of the views whose
     "view-<name>:..." tables `tables` holds (models/separation/views.py).
     """
     path = Path(path)
@@ -341,7 +341,7 @@ def set_likelihood(
 def check_views(
     views: Mapping[str, Any], sample_rate: int | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Each view's name (letters, digits, _), filter (`BandFilter`, its cutoffs below the
+    """Each view's name (letters, digits, _), filter (`ViewFilter`, its cutoffs below the
     Nyquist frequency of `sample_rate` when given) and weight: λ in (0, MAX_VIEW_WEIGHT] for
     every method, or {method: λ} (a method not named does not use the view), as stored."""
     checked = {}
@@ -351,10 +351,10 @@ def check_views(
         if not isinstance(entry, Mapping):
             raise ValueError(f"views.{name} must be an object")
         try:
-            band = BandFilter.from_manifest(entry)
+            band = ViewFilter.from_manifest(entry)
         except ValueError as exc:
             raise ValueError(f"views.{name}: {exc}") from exc
-        if sample_rate is not None and max(band.cutoff_hz) >= sample_rate / 2:
+        if sample_rate is not None and max(band.cutoff_hz, default=0) >= sample_rate / 2:
             raise ValueError(f"views.{name}: cutoff {max(band.cutoff_hz)} Hz is not below Nyquist")
         weight = entry.get("weight", 1.0)
         if isinstance(weight, Mapping):
@@ -405,7 +405,7 @@ def add_views(
     merged = check_views({**stored, **views}, int(manifest["sample_rate"]))
     entries = dict(manifest["tables"])
     for name in views:  # counts made with another filter are not this view's
-        if name in stored and BandFilter.from_manifest(stored[name]) != BandFilter.from_manifest(
+        if name in stored and ViewFilter.from_manifest(stored[name]) != ViewFilter.from_manifest(
             merged[name]
         ):
             entries = {

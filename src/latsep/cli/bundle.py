@@ -130,7 +130,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         metavar=("NAME", "FILTER", "CUTOFF_HZ", "WEIGHT"),
         help="e.g. low lowpass 200 1, or mid bandpass 200,3000 mlass-pe=0.35,mlass-bp=0.5 "
-        "(λ per method; a method not named does not use the view); repeatable",
+        "(λ per method; a method not named does not use the view); FILTER may name the "
+        "mix's harmonic or percussive part first, and 'full' keeps every frequency (CUTOFF_HZ "
+        "-): perc percussive:full - 0.5, harmlow harmonic:lowpass 200 0.5; repeatable",
     )
     views.add_argument(
         "--sources", help="comma-separated, three or more (default: all the bundle's sources)"
@@ -237,7 +239,6 @@ def run_fit_latent_sigma(args: argparse.Namespace) -> int:
 
 def run_add_views(args: argparse.Namespace) -> int:
     from latsep.bundle import BundleError, add_views, load_bundle
-    from latsep.models.separation.views import BandFilter
     from latsep.training.data import StemStore
     from latsep.training.view_counts import count_views
 
@@ -249,7 +250,7 @@ def run_add_views(args: argparse.Namespace) -> int:
         sources = tuple(s for s in bundle.sources if s in chosen)  # the bundle's order
         entries, bands = {}, {}
         for name, kind, cutoffs, weight in args.view:
-            band = BandFilter(kind, tuple(float(c) for c in cutoffs.split(",")))
+            band = _view_filter(kind, cutoffs)
             bands[name] = band
             entries[name] = {**band.to_manifest(), "weight": _view_weight(weight)}
         store = StemStore(args.corpus, "train", sources)
@@ -260,6 +261,16 @@ def run_add_views(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps({"bundle": str(args.bundle_dir), "views": recorded}))
     return 0
+
+
+def _view_filter(kind: str, cutoffs: str):
+    """ "lowpass", "200" → a low band of the whole mix; "percussive:full", "-" → the mix's
+    percussive part, every frequency."""
+    from latsep.models.separation.views import ViewFilter
+
+    part, _, band = kind.rpartition(":")
+    edges = () if cutoffs.strip() in ("", "-") else tuple(float(c) for c in cutoffs.split(","))
+    return ViewFilter(band, edges, part=part or None)
 
 
 def _view_weight(text: str) -> float | dict[str, float]:

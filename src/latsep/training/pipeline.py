@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 from latsep.bundle import Bundle, load_bundle, save_bundle
 from latsep.models.codec import Codec
 from latsep.models.prior.transformer import TransformerPrior
-from latsep.models.separation.views import BandFilter
+from latsep.models.separation.views import ViewFilter
 from latsep.training.checkpoint import RunState, read_state
 from latsep.training.codec_training import CodecRun, codec_run_dir, train_codec
 from latsep.training.config import BundleSpec, PipelineConfig
@@ -202,14 +202,14 @@ class Pipeline:
             return {}
         codec = self.codec(spec.codec).codec
         start = self.warm_start(spec.codec)
-        bands = {name: BandFilter.from_manifest(entry) for name, entry in spec.views.items()}
+        bands = {name: ViewFilter.from_manifest(entry) for name, entry in spec.views.items()}
         initial, seed = {}, self.config.seed + 2
         if start is not None:
             bundle, sha = start
             stored = bundle.manifest.get("likelihood", {}).get("views", {})
             for name, band in bands.items():
                 table = view_table_name(name, spec.sources)
-                same = name in stored and BandFilter.from_manifest(stored[name]) == band
+                same = name in stored and ViewFilter.from_manifest(stored[name]) == band
                 if same and table in bundle.raw_tables:
                     initial[table] = [(i.numpy(), c.numpy()) for i, c in bundle.raw_tables[table]]
             seed += 1 + int(sha, 16) % 1_000_000  # new crops, not the bundle's again

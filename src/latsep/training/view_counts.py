@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from latsep.models.separation.views import BandFilter
+from latsep.models.separation.views import ViewFilter
 from latsep.training.counts import EDGE_TOKENS, SparseCounter
 from latsep.training.data import StemStore
 
@@ -30,7 +30,7 @@ def view_table_name(view: str, sources: tuple[str, ...]) -> str:
 def count_views(
     codec: torch.nn.Module,
     store: StemStore,
-    views: Mapping[str, BandFilter],
+    views: Mapping[str, ViewFilter],
     *,
     crops: int,
     seed: int = 0,

@@ -1,9 +1,11 @@
-"""Band views of the mixture: more of each step observed than one token of the whole mix.
+"""Views of the mixture: more of each step observed than one token of the whole mix.
 
 One mixture token per step carries log2 K bits about N sources' tokens; with three sources
 the models cannot tell "other" from bass with it (docs/bench/ablation.md). A *view* is the
-mixture as the models see it (gain · mixture / N) through a zero-phase band filter, encoded
-by the same codec: the low band is mostly bass, the high band mostly drums. Each view's
+mixture as the models see it (gain · mixture / N) through a zero-phase filter, encoded by the
+same codec: a band (the low band is mostly bass, the high band mostly drums), optionally of
+the mix's harmonic or percussive part only (steady tones against onsets: the kick drum out
+of the bass's band, the drums out of the mix). Each view's
 table p(v | z_i), counted over training crops like mlass-pe's marginal table, turns the
 view's token v_t into a factor on every source's code, f_t,i(z) = p(v_t | z_i = z)^λ; the
 views are taken as independent of the mixture token and of each other given the sources'
@@ -19,29 +21,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.signal import butter, sosfiltfilt
+from scipy.ndimage import median_filter
+from scipy.signal import butter, istft, sosfiltfilt, stft
 
 from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.separation.chunks import encode_samples
 from latsep.models.separation.codec import Codec
 
-FILTER_KINDS = ("lowpass", "highpass", "bandpass")
+FILTER_KINDS = ("lowpass", "highpass", "bandpass", "full")
+PARTS = ("harmonic", "percussive")
 MAX_ORDER = 8
+HPSS_FFT = 1024  # 46 ms at 22.05 kHz, hop a quarter of it
+HPSS_KERNEL = 17  # medians over 17 frames (0.2 s) for the harmonic, 17 bins (370 Hz) for onsets
+HPSS_BLOCK = 1 << 19  # samples per block (24 s): a long upload's spectrogram is never whole
 
 
 @dataclass(frozen=True)
-class BandFilter:
-    """A Butterworth filter run forwards and backwards (zero phase: tokens stay aligned with
-    the mixture's). cutoff_hz: one frequency, two for a bandpass."""
+class ViewFilter:
+    """What a view keeps of the mix: the harmonic or percussive part (`part`; None: all of
+    it), then a Butterworth band run forwards and backwards (zero phase: tokens stay aligned
+    with the mixture's). cutoff_hz: none for "full", two for "bandpass", else one."""
 
     kind: str
-    cutoff_hz: tuple[float, ...]
+    cutoff_hz: tuple[float, ...] = ()
     order: int = 4
+    part: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FILTER_KINDS:
             raise ValueError(f"filter kind must be one of {FILTER_KINDS}; got {self.kind!r}")
-        edges = 2 if self.kind == "bandpass" else 1
+        edges = {"bandpass": 2, "full": 0}.get(self.kind, 1)
         cutoffs = self.cutoff_hz
         if len(cutoffs) != edges or not all(math.isfinite(c) and c > 0 for c in cutoffs):
             raise ValueError(f"a {self.kind} filter needs {edges} cutoff(s) > 0 Hz; got {cutoffs}")
@@ -49,23 +58,34 @@ class BandFilter:
             raise ValueError(f"a bandpass filter's cutoffs must rise; got {cutoffs}")
         if type(self.order) is not int or not 1 <= self.order <= MAX_ORDER:
             raise ValueError(f"filter order must be an integer in [1, {MAX_ORDER}]")
+        if self.part is not None and self.part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS} or absent; got {self.part!r}")
 
     @classmethod
-    def from_manifest(cls, entry: Mapping[str, Any]) -> BandFilter:
+    def from_manifest(cls, entry: Mapping[str, Any]) -> ViewFilter:
         cutoffs = entry.get("cutoff_hz")
         if not isinstance(cutoffs, list) or not all(isinstance(c, int | float) for c in cutoffs):
             raise ValueError(f"cutoff_hz must be a list of frequencies; got {cutoffs!r}")
+        part = entry.get("part")
         return cls(
-            str(entry.get("filter")), tuple(float(c) for c in cutoffs), entry.get("order", 4)
+            str(entry.get("filter")),
+            tuple(float(c) for c in cutoffs),
+            entry.get("order", 4),
+            None if part is None else str(part),
         )
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"filter": self.kind, "cutoff_hz": list(self.cutoff_hz), "order": self.order}
+        whole = {"filter": self.kind, "cutoff_hz": list(self.cutoff_hz), "order": self.order}
+        return whole if self.part is None else {**whole, "part": self.part}
 
     def apply(self, audio: np.ndarray, rate: int) -> np.ndarray:
         """audio (..., L) filtered along the last axis, float32."""
-        if max(self.cutoff_hz) >= rate / 2:
+        if self.cutoff_hz and max(self.cutoff_hz) >= rate / 2:
             raise ValueError(f"cutoff {max(self.cutoff_hz)} Hz is not below Nyquist ({rate / 2})")
+        if self.part is not None:
+            audio = harmonic_percussive(audio, self.part)
+        if self.kind == "full":
+            return np.asarray(audio, np.float32)
         cutoff = self.cutoff_hz[0] if len(self.cutoff_hz) == 1 else list(self.cutoff_hz)
         sos = butter(self.order, cutoff, self.kind, fs=rate, output="sos")
         # sosfiltfilt pads by reflection (its default length); a shorter signal, by less
@@ -74,13 +94,47 @@ class BandFilter:
         return sosfiltfilt(sos, audio, axis=-1, **padding).astype(np.float32)
 
 
+def harmonic_percussive(audio: np.ndarray, part: str) -> np.ndarray:
+    """The harmonic or percussive part of audio (..., L) (median-filtering HPSS, Fitzgerald
+    2010, with librosa's soft masks: the two parts sum to the input), float32. Computed in
+    blocks of HPSS_BLOCK samples with enough context either side that the result equals the
+    whole signal's (a block's edges never reach the samples it keeps)."""
+    length = audio.shape[-1]
+    hop = HPSS_FFT // 4
+    # frames that see a sample, and medians that see those frames, stay inside the context
+    context = (HPSS_KERNEL // 2 + HPSS_FFT // hop + 1) * hop
+    out = np.empty(audio.shape, np.float32)
+    for start in range(0, length, HPSS_BLOCK):  # starts on the hop grid: frames line up
+        first, last = max(0, start - context), min(length, start + HPSS_BLOCK + context)
+        block = _hpss_block(audio[..., first:last], part)
+        stop = min(length, start + HPSS_BLOCK)
+        out[..., start:stop] = block[..., start - first : stop - first]
+    return out
+
+
+def _hpss_block(audio: np.ndarray, part: str) -> np.ndarray:
+    length, hop = audio.shape[-1], HPSS_FFT // 4
+    if length < HPSS_FFT:  # stft needs one whole frame
+        audio = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, HPSS_FFT - length)])
+    frame = {"nperseg": HPSS_FFT, "noverlap": HPSS_FFT - hop}
+    _, _, spec = stft(np.asarray(audio, np.float32), axis=-1, **frame)  # (..., F, T)
+    power = np.abs(spec) ** 2
+    lead = (1,) * (power.ndim - 2)
+    steady = median_filter(power, size=(*lead, 1, HPSS_KERNEL), mode="reflect")
+    onsets = median_filter(power, size=(*lead, HPSS_KERNEL, 1), mode="reflect")
+    kept = steady if part == "harmonic" else onsets
+    mask = kept / np.maximum(steady + onsets, np.finfo(np.float32).tiny)
+    _, out = istft(spec * mask, **frame)
+    return np.asarray(out[..., :length], np.float32)
+
+
 @dataclass(frozen=True)
 class MixtureView:
     """One view of a bundle for one request: its filter, p(v | z_i) with the sources in the
     request's order, and the exponent λ its factors are raised to."""
 
     name: str
-    band: BandFilter
+    filter: ViewFilter
     table: MarginalLikelihood
     weight: float
 
@@ -112,5 +166,5 @@ def observe_views(
     if not views:
         return None
     rate = int(codec.sample_rate)
-    tokens = [encode_samples(codec, view.band.apply(audio, rate), bf16) for view in views]
+    tokens = [encode_samples(codec, view.filter.apply(audio, rate), bf16) for view in views]
     return ObservedViews(tuple(views), torch.stack(tokens))
