@@ -128,8 +128,15 @@ def _stft(x: np.ndarray) -> torch.Tensor:
     )
 
 
+DRUMS = 1  # the source order of the dumps: bass, drums[, other]
+
+
 def _chunk_scores(
-    path: Path, counts: list[int], rate: int, spectra: torch.Tensor | None
+    path: Path,
+    counts: list[int],
+    rate: int,
+    spectra: torch.Tensor | None,
+    hpss: list[float] = (),
 ) -> dict[str, np.ndarray]:
     """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
     from latsep.models.metrics import bss_sdr
@@ -148,6 +155,19 @@ def _chunk_scores(
             masks = _masks(estimator(magnitude[:count]))
             stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
             scores[f"{name} C{count}"] = bss_sdr(references, stems.numpy(), rate) - baseline
+    if hpss:  # the service's estimator times the mix's harmonic or percussive share
+        from latsep.models.separation.hpss import MaskPrior
+        from latsep.models.separation.masks import StftGrid
+
+        grid = StftGrid.covering(length, rate)  # the same frames as _stft: centred, zeros
+        percussive = [i == DRUMS for i in range(n)]
+        for exponent in hpss:
+            weights = MaskPrior(mixture, grid, percussive, exponent).weights(0, grid.frames)
+            for count in counts:
+                masks = _masks(ESTIMATORS["magnitude+smooth"](magnitude[:count]) * weights)
+                stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
+                margin = bss_sdr(references, stems.numpy(), rate) - baseline
+                scores[f"hpss^{exponent:g} C{count}"] = margin
     if spectra is not None:  # no candidates: the same spectrum in every frame
         power = spectra[:n, :, None].expand(n, spectra.shape[1], spec.shape[-1])
         stems = torch.istft(_masks(power) * spec[None], N_FFT, HOP, window=window, length=length)
@@ -163,7 +183,8 @@ def score(args: argparse.Namespace) -> None:
     sources = np.load(files[0])["references"].shape[0]
     spectra = train_spectra(args.corpus, sources) if args.corpus else None
     for path in files:
-        for key, margin in _chunk_scores(path, args.counts, args.rate, spectra).items():
+        scores = _chunk_scores(path, args.counts, args.rate, spectra, args.hpss)
+        for key, margin in scores.items():
             rows.setdefault(key, []).append(margin)
     first = np.array(next(iter(rows.values())))
     print(f"{args.dir}: {len(files)} chunks; SDR margin over mixture/N per source, mean;")
@@ -198,6 +219,11 @@ def main() -> None:
     s.add_argument("--counts", type=int, nargs="+", default=[4, 8, 16])
     s.add_argument("--rate", type=int, default=22050)
     s.add_argument("--corpus", help="also score static train-split spectra (no candidates)")
+    s.add_argument(
+        "--hpss", type=float, nargs="*", default=[],
+        help="also the service's masks with each source's power times the mix's harmonic "
+        "share (percussive for drums) to these exponents",
+    )  # fmt: skip
     args = parser.parse_args()
     dump(args) if args.command == "dump" else score(args)
 

@@ -21,6 +21,14 @@ from latsep.models.separation import (
 )
 from latsep.models.separation import pipeline as waveform
 from latsep.models.separation.consistency import SiSdrSums
+from latsep.models.separation.hpss import MaskPrior
+from latsep.models.separation.masks import (
+    MaskGrid,
+    StftGrid,
+    masks_from_power,
+    segment_power,
+    smooth_over_time,
+)
 from latsep.models.separation.result import Separation
 
 RATE = 22050
@@ -136,3 +144,28 @@ def test_si_sdr_from_sums_over_blocks_is_si_sdr() -> None:
         for lo, hi in itertools.pairwise(edges):
             sums.add(c, lo, estimate[:, lo:hi])
     np.testing.assert_allclose(sums.values(), si_sdr(refs, estimates), rtol=1e-9)
+
+
+@pytest.mark.parametrize("block_frames", [1, 5, 10**6])
+def test_the_masks_prior_weighs_each_source_s_power_whatever_the_blocks(
+    problem, block_frames
+) -> None:
+    """With a percussive source, each source's consensus power is weighed by the mix's
+    percussive or harmonic share (`hpss.MaskPrior`) before the masks, block by block."""
+    codec, mixture, _, _ = problem
+    percussive = (False, True, False)
+    result = separate(problem, "ensemble", block_frames, percussive=percussive, mask_prior=0.5)
+    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain  # (C, N, L)
+    grid = StftGrid.covering(len(mixture), RATE)
+    lo, hi = grid.span(0, grid.frames)
+    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
+    padded[..., -lo : -lo + len(mixture)] = decoded
+    weights = MaskPrior(mixture, grid, percussive, 0.5).weights(0, grid.frames)
+    power = smooth_over_time(segment_power(padded, grid)) * weights
+    expected = apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)
+    np.testing.assert_allclose(result.stems, expected[:, 0], atol=1e-5)
+    np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-5)
+    plain = separate(problem, "ensemble", block_frames)
+    assert np.abs(result.stems - plain.stems).max() > 1e-3  # the prior moved the stems
+    with pytest.raises(ValueError, match="percussive"):
+        separate(problem, "ensemble", block_frames, percussive=(False, True))

@@ -8,19 +8,15 @@ import numpy as np
 import pytest
 import torch
 from sep_bruteforce import markov_log_prob
+from test_hpss import tone_and_clicks
 from test_waveform_pipeline import LatticeCodec, lattice_problem
 
 from latsep.models.likelihood import MarginalLikelihood
 from latsep.models.separation import pipeline
-from latsep.models.separation import views as views_module
 from latsep.models.separation.chunks import encode_samples
+from latsep.models.separation.hpss import harmonic_percussive
 from latsep.models.separation.pipeline import separate_waveform
-from latsep.models.separation.views import (
-    MixtureView,
-    ViewFilter,
-    harmonic_percussive,
-    observe_views,
-)
+from latsep.models.separation.views import MixtureView, ViewFilter, observe_views
 
 RATE = 22050
 
@@ -73,41 +69,8 @@ def test_a_cutoff_above_nyquist_is_refused_when_applied():
         ViewFilter("lowpass", (12000.0,)).apply(np.zeros(100, np.float32), RATE)
 
 
-def _tone_and_clicks(seconds: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    tone = 0.5 * _tone(440.0, seconds)
-    clicks = np.zeros_like(tone)
-    clicks[:: RATE // 4] = 8.0  # four clicks a second: broadband, one frame long
-    return tone.astype(np.float32), clicks.astype(np.float32)
-
-
-def test_the_harmonic_part_keeps_the_tone_and_the_percussive_part_the_clicks():
-    tone, clicks = _tone_and_clicks()
-    mix = tone + clicks
-    harmonic = harmonic_percussive(mix, "harmonic")
-    percussive = harmonic_percussive(mix, "percussive")
-    np.testing.assert_allclose(harmonic + percussive, mix, atol=1e-4)  # the masks sum to 1
-
-    def share(part: np.ndarray, of: np.ndarray) -> float:  # of's energy found in part
-        return float(np.dot(part, of) / np.dot(of, of))
-
-    assert share(harmonic, tone) > 0.9 and share(percussive, tone) < 0.1
-    assert share(percussive, clicks) > 0.8 and share(harmonic, clicks) < 0.2
-
-
-def test_the_parts_are_computed_in_blocks_that_change_nothing(monkeypatch):
-    """A long upload is split into blocks with context: the same result as one block."""
-    audio = np.random.default_rng(0).standard_normal((2, 30_001)).astype(np.float32)
-    whole = {part: harmonic_percussive(audio, part) for part in ("harmonic", "percussive")}
-    monkeypatch.setattr(views_module, "HPSS_BLOCK", 4096)
-    for part, expected in whole.items():
-        np.testing.assert_allclose(harmonic_percussive(audio, part), expected, atol=1e-5)
-        # rows of a batch are separated independently, and short signals are fine
-        np.testing.assert_allclose(harmonic_percussive(audio[1], part), expected[1], atol=1e-5)
-    assert harmonic_percussive(audio[0, :100], "harmonic").shape == (100,)
-
-
 def test_a_part_is_taken_before_the_band():
-    tone, clicks = _tone_and_clicks()
+    tone, clicks = tone_and_clicks()
     view = ViewFilter("lowpass", (2000.0,), part="harmonic")
     expected = ViewFilter("lowpass", (2000.0,)).apply(
         harmonic_percussive(tone + clicks, "harmonic"), RATE

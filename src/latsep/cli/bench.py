@@ -80,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the band views a bundle counted (their ablation)",
     )
+    parser.add_argument(
+        "--no-hpss-masks",
+        action="store_true",
+        help="masks without the prior that drums hold the mix's onsets (its ablation)",
+    )
     parser.add_argument("--quick", action="store_true", help="4 chunks: a smoke run")
     parser.set_defaults(handler=run)
 
@@ -115,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         level_norm=not args.no_level_norm,
         latent_sigma=args.latent_sigma,
         views=not args.no_views,
+        hpss_masks=not args.no_hpss_masks,
     )
     began = time.perf_counter()
     try:

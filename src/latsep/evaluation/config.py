@@ -115,12 +115,14 @@ class BenchConfig:
     # at what level a song arrives); backoff: the count tables' β instead of the bundle's;
     # level_norm False: encode the mixture as it comes (the ablation of level normalisation);
     # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none);
-    # views False: leave out the band views a bundle counted (their ablation).
+    # views False: leave out the band views a bundle counted (their ablation); hpss_masks
+    # False: masks without the prior that drums hold the mix's onsets (hpss.MaskPrior).
     level_db: float = 0.0
     backoff: float | None = None
     level_norm: bool = True
     latent_sigma: float | None = None
     views: bool = True
+    hpss_masks: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -34,6 +34,7 @@ from latsep.evaluation.scoring import (
 )
 from latsep.methods import METHODS, SearchSettings
 from latsep.models.separation import Separator, separate_waveform
+from latsep.models.separation.hpss import MASK_EXPONENT
 from latsep.models.separation.separator import SeparateFn
 
 Progress = Callable[[str], None]
@@ -149,6 +150,8 @@ def run_bench(
         identity["latent_sigma"] = config.latent_sigma
     if not config.views:  # likewise
         identity["views"] = False
+    if config.hpss_masks:  # rows made before the masks' prior had none: they are stale
+        identity["mask_prior"] = MASK_EXPONENT
     cases, skipped = plan_cases(
         bundles,
         methods=config.methods,
@@ -279,6 +282,7 @@ def _separator(
         latent_sigma=config.latent_sigma,
         level_norm=config.level_norm,
         views=config.views,
+        hpss_masks=config.hpss_masks,
         separate=separate,
     )
 

@@ -61,7 +61,8 @@ def run_method(
     seconds = time.perf_counter() - start  # the separation call alone
     # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
     # float32 rounding of raw_stems).
-    chosen = wiener_stems(mixture, np.asarray(result.raw_stems, np.float64))
+    raw = np.asarray(result.raw_stems, np.float64)
+    chosen = wiener_stems(mixture, raw, percussive=separator.percussive)
     oracle = separator.candidate_stems(result, int(result.oracle_index), mixture, masks=False)
     picks = {
         "wiener": chosen,

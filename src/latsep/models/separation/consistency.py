@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from latsep.audio import SAMPLE_RATE
-from latsep.models.separation.masks import apply_masks, estimate_masks
+from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
+from latsep.models.separation.masks import StftGrid, apply_masks, estimate_masks
 
 _EPS = 1e-12
 
@@ -29,7 +32,13 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
 
 
 def wiener_stems(
-    mixture: np.ndarray, estimates: np.ndarray, n_fft: int = 1024, hop_length: int = 256
+    mixture: np.ndarray,
+    estimates: np.ndarray,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    *,
+    percussive: Sequence[bool] = (),
+    mask_prior: float = MASK_EXPONENT,
 ) -> np.ndarray:
     """Stems that sum to the mixture: soft masks from the estimates applied to the mixture.
 
@@ -38,11 +47,16 @@ def wiener_stems(
     stems = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so Σ_i stems = y up
     to float error, and the stems keep the mixture's phase and detail.
     estimates (N, L): one candidate; (C, N, L): several. mixture (L,) -> (N, L) float32.
+    percussive, mask_prior: the masks' prior, as the service's (`separate_waveform`).
     """
     # Masks and mixture share one rate, so the grid's row for the band above the models'
     # Nyquist is never read: any rate gives the same stems.
     rate = SAMPLE_RATE
-    grid = estimate_masks(np.asarray(estimates, np.float32), rate, n_fft, hop_length)
+    candidates = np.asarray(estimates, np.float32)
+    stft = StftGrid.covering(candidates.shape[-1], rate, n_fft, hop_length)
+    prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
+    weights = None if prior is None else prior.weights(0, stft.frames)
+    grid = estimate_masks(candidates, rate, n_fft, hop_length, weights)
     return apply_masks(grid, np.asarray(mixture, np.float32)[None], rate)[:, 0]
 
 

@@ -172,10 +172,16 @@ def masks_from_power(power: torch.Tensor, stft: StftGrid) -> np.ndarray:
 
 
 def estimate_masks(
-    estimates: np.ndarray, sample_rate: int, n_fft: int = 1024, hop_length: int = 256
+    estimates: np.ndarray,
+    sample_rate: int,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    weights: torch.Tensor | None = None,
 ) -> MaskGrid:
     """Masks from whole decoded sources: (N, L) one candidate, or (C, N, L) several (their
-    consensus: `segment_power`, averaged over time); uniform 1/N where all are silent."""
+    consensus: `segment_power`, averaged over time); uniform 1/N where all are silent.
+    weights (N, F, T) on the grid (`StftGrid.covering`) multiply each source's power first
+    (`hpss.MaskPrior`)."""
     candidates = np.asarray(estimates, dtype=np.float32)
     if candidates.ndim == 2:
         candidates = candidates[None]
@@ -184,6 +190,8 @@ def estimate_masks(
     padded = np.zeros((*candidates.shape[:2], hi - lo), dtype=np.float32)
     padded[..., -lo : -lo + stft.length] = candidates
     power = smooth_over_time(segment_power(padded, stft))
+    if weights is not None:
+        power = power * weights
     return MaskGrid(masks_from_power(power, stft), stft)
 
 

@@ -35,6 +35,7 @@ from latsep.models.separation.chunks import (
 )
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.engine import separate
+from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
 from latsep.models.separation.masks import (
     UPLOAD_BLOCK_FRAMES,
     MaskApplier,
@@ -151,6 +152,8 @@ def separate_waveform(
     model_rate_stems: bool = True,
     block_frames: int = BLOCK_FRAMES,
     views: Sequence[MixtureView] = (),
+    percussive: Sequence[bool] = (),
+    mask_prior: float = MASK_EXPONENT,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
@@ -179,6 +182,9 @@ def separate_waveform(
     depend on it), the masks cutting the stems as they come (see `blocks`, `MaskApplier`).
     views: band views of the mixture whose factors join the search (`views.py`; the
     bundle's for this source set, `Bundle.views`).
+    percussive: which sources are made of onsets (drums): the masks then weigh each source's
+    power by the mix's percussive or harmonic share raised to `mask_prior` (`hpss.MaskPrior`;
+    () or 0: no prior).
     progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
     0.95) and the masks; stages(name, done, total) says where, before each progress call:
     "separating" (tokens), "decoding stems" (blocks), "masking" (blocks).
@@ -235,7 +241,11 @@ def separate_waveform(
     if consistency != "none":
         cut = mixture if model_rate_stems else None
         targets = _mask_targets(stft, n, cut, upload, block_frames)
-    decoded = _Decoder(codec, gain, stft, block_frames_for(codec, stft, block_frames), codec_bf16)
+    if percussive and len(percussive) != n:
+        raise ValueError(f"percussive names {len(percussive)} sources, not {n}")
+    prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
+    frames = block_frames_for(codec, stft, block_frames)
+    decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior)
     ranking = CandidateScores(mixture, tokens.shape[0], references)
     # One pass over every candidate: scores and, for "ensemble", the masks.
     decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
@@ -339,6 +349,7 @@ class _Decoder:
     stft: StftGrid
     block_frames: int
     bf16: bool
+    prior: MaskPrior | None = None
 
     def run(
         self,
@@ -354,6 +365,7 @@ class _Decoder:
         blocks = plan_blocks(self.stft, self.block_frames)
         share = (_SEARCH_SHARE, _DECODE_SHARE) if ranking is not None else (0.95, 0.05)
         smoother = TimeSmoother()
+        masked = 0  # grid frames whose masks are made
         for b, block in enumerate(blocks):
             fraction = share[0] + share[1] * b / len(blocks)
             if ranking is not None:
@@ -364,6 +376,9 @@ class _Decoder:
             if targets:
                 report("masking", b, len(blocks), fraction)
                 power = smoother.add(segment_power(audio, self.stft), last=b == len(blocks) - 1)
+                if self.prior is not None:
+                    power = power * self.prior.weights(masked, masked + power.shape[2])
+                masked += power.shape[2]
                 masks = masks_from_power(power, self.stft)
                 for target in targets.values():
                     target.add(masks)

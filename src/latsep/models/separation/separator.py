@@ -16,6 +16,7 @@ import numpy as np
 from latsep.audio.io import Upload
 from latsep.methods import SearchSettings
 from latsep.models.separation.consistency import wiener_stems
+from latsep.models.separation.hpss import PERCUSSIVE_SOURCES
 from latsep.models.separation.pipeline import StagesFn, WaveformSeparation, separate_waveform
 
 SeparateFn = Callable[..., WaveformSeparation]
@@ -26,7 +27,8 @@ class Separator:
 
     backoff / latent_sigma override the bundle's likelihood settings (`Bundle.likelihood`);
     level_norm False encodes mixtures as they come instead of at the bundle's training level,
-    views False leaves out the band views the bundle counted for these sources (ablations);
+    views False leaves out the band views the bundle counted for these sources, hpss_masks
+    False the masks' prior that drums hold the mix's onsets (`hpss.MaskPrior`) (ablations);
     `separate` is the waveform separation to call (tests pass a fake).
     """
 
@@ -40,6 +42,7 @@ class Separator:
         latent_sigma: float | None = None,
         level_norm: bool = True,
         views: bool = True,
+        hpss_masks: bool = True,
         separate: SeparateFn = separate_waveform,
     ) -> None:
         self.method = method
@@ -52,6 +55,8 @@ class Separator:
         self.sample_rate = int(bundle.sample_rate)
         self.stem_level_dbfs = bundle.stem_level_dbfs if level_norm else None
         self.views = bundle.views(method, self.sources) if views else ()
+        # the masks' prior that drums hold the mix's onsets, the other stems its steady tones
+        self.percussive = tuple(s in PERCUSSIVE_SOURCES for s in self.sources) if hpss_masks else ()
         self._separate = separate
 
     def separate(
@@ -85,6 +90,7 @@ class Separator:
             upload=upload,
             model_rate_stems=model_rate_stems,
             **({"views": self.views} if self.views else {}),
+            **({"percussive": self.percussive} if self.percussive else {}),
         )
 
     def candidate_stems(
@@ -101,4 +107,5 @@ class Separator:
         raw = separation.candidate_sources(self.codec, index, len(mixture))
         if not masks:
             return raw
-        return np.asarray(wiener_stems(np.asarray(mixture, np.float64), raw), np.float64)
+        stems = wiener_stems(np.asarray(mixture, np.float64), raw, percussive=self.percussive)
+        return np.asarray(stems, np.float64)

@@ -21,19 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.ndimage import median_filter
-from scipy.signal import butter, istft, sosfiltfilt, stft
+from scipy.signal import butter, sosfiltfilt
 
 from latsep.models.likelihood.marginal import MarginalLikelihood
 from latsep.models.separation.chunks import encode_samples
 from latsep.models.separation.codec import Codec
+from latsep.models.separation.hpss import PARTS, harmonic_percussive
 
 FILTER_KINDS = ("lowpass", "highpass", "bandpass", "full")
-PARTS = ("harmonic", "percussive")
 MAX_ORDER = 8
-HPSS_FFT = 1024  # 46 ms at 22.05 kHz, hop a quarter of it
-HPSS_KERNEL = 17  # medians over 17 frames (0.2 s) for the harmonic, 17 bins (370 Hz) for onsets
-HPSS_BLOCK = 1 << 19  # samples per block (24 s): a long upload's spectrogram is never whole
 
 
 @dataclass(frozen=True)
@@ -92,40 +88,6 @@ class ViewFilter:
         short = audio.shape[-1] <= 3 * (2 * len(sos) + 1)
         padding = {"padlen": audio.shape[-1] - 1} if short else {}
         return sosfiltfilt(sos, audio, axis=-1, **padding).astype(np.float32)
-
-
-def harmonic_percussive(audio: np.ndarray, part: str) -> np.ndarray:
-    """The harmonic or percussive part of audio (..., L) (median-filtering HPSS, Fitzgerald
-    2010, with librosa's soft masks: the two parts sum to the input), float32. Computed in
-    blocks of HPSS_BLOCK samples with enough context either side that the result equals the
-    whole signal's (a block's edges never reach the samples it keeps)."""
-    length = audio.shape[-1]
-    hop = HPSS_FFT // 4
-    # frames that see a sample, and medians that see those frames, stay inside the context
-    context = (HPSS_KERNEL // 2 + HPSS_FFT // hop + 1) * hop
-    out = np.empty(audio.shape, np.float32)
-    for start in range(0, length, HPSS_BLOCK):  # starts on the hop grid: frames line up
-        first, last = max(0, start - context), min(length, start + HPSS_BLOCK + context)
-        block = _hpss_block(audio[..., first:last], part)
-        stop = min(length, start + HPSS_BLOCK)
-        out[..., start:stop] = block[..., start - first : stop - first]
-    return out
-
-
-def _hpss_block(audio: np.ndarray, part: str) -> np.ndarray:
-    length, hop = audio.shape[-1], HPSS_FFT // 4
-    if length < HPSS_FFT:  # stft needs one whole frame
-        audio = np.pad(audio, [(0, 0)] * (audio.ndim - 1) + [(0, HPSS_FFT - length)])
-    frame = {"nperseg": HPSS_FFT, "noverlap": HPSS_FFT - hop}
-    _, _, spec = stft(np.asarray(audio, np.float32), axis=-1, **frame)  # (..., F, T)
-    power = np.abs(spec) ** 2
-    lead = (1,) * (power.ndim - 2)
-    steady = median_filter(power, size=(*lead, 1, HPSS_KERNEL), mode="reflect")
-    onsets = median_filter(power, size=(*lead, HPSS_KERNEL, 1), mode="reflect")
-    kept = steady if part == "harmonic" else onsets
-    mask = kept / np.maximum(steady + onsets, np.finfo(np.float32).tiny)
-    _, out = istft(spec * mask, **frame)
-    return np.asarray(out[..., :length], np.float32)
 
 
 @dataclass(frozen=True)
