@@ -22,6 +22,14 @@ train crops, the same in every frame — Wiener filtering with no candidates at 
 yardstick of what the candidates add.
 
     .venv/bin/python bench/mask_study.py score /tmp/study/mlass-pe3 --counts 16 --corpus data/corpus
+
+"hpss^a" (`--hpss a ...`): the service's estimator with each source's power times the mix's
+percussive share (drums) or harmonic share (the others) to the power a — the service's masks'
+prior (`latsep.models.separation.hpss.MaskPrior`, a = 0.5). Paired with the service's
+estimator as it was before the prior:
+
+    .venv/bin/python bench/mask_study.py score /tmp/study/mlass-pe3 --counts 16 \
+        --estimators magnitude+smooth --hpss 0.25 0.5 1
 """
 
 from __future__ import annotations
@@ -137,6 +145,7 @@ def _chunk_scores(
     rate: int,
     spectra: torch.Tensor | None,
     hpss: list[float] = (),
+    estimators: list[str] = (),
 ) -> dict[str, np.ndarray]:
     """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
     from latsep.models.metrics import bss_sdr
@@ -152,6 +161,8 @@ def _chunk_scores(
     scores = {}
     for count in counts:
         for name, estimator in ESTIMATORS.items():
+            if estimators and name not in estimators:
+                continue
             masks = _masks(estimator(magnitude[:count]))
             stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
             scores[f"{name} C{count}"] = bss_sdr(references, stems.numpy(), rate) - baseline
@@ -183,7 +194,7 @@ def score(args: argparse.Namespace) -> None:
     sources = np.load(files[0])["references"].shape[0]
     spectra = train_spectra(args.corpus, sources) if args.corpus else None
     for path in files:
-        scores = _chunk_scores(path, args.counts, args.rate, spectra, args.hpss)
+        scores = _chunk_scores(path, args.counts, args.rate, spectra, args.hpss, args.estimators)
         for key, margin in scores.items():
             rows.setdefault(key, []).append(margin)
     first = np.array(next(iter(rows.values())))
@@ -219,6 +230,13 @@ def main() -> None:
     s.add_argument("--counts", type=int, nargs="+", default=[4, 8, 16])
     s.add_argument("--rate", type=int, default=22050)
     s.add_argument("--corpus", help="also score static train-split spectra (no candidates)")
+    s.add_argument(
+        "--estimators",
+        nargs="*",
+        choices=list(ESTIMATORS),
+        default=[],
+        help="score only these (the first is the one the others pair with)",
+    )
     s.add_argument(
         "--hpss", type=float, nargs="*", default=[],
         help="also the service's masks with each source's power times the mix's harmonic "
