@@ -29,16 +29,25 @@ BLOCK = 1 << 19  # samples per block (24 s): a long upload's spectrogram is neve
 MASK_EXPONENT = 0.5  # the masks' prior, chosen on valid (0.25 to 1 tried; docs/bench)
 
 
-def part_mask(power: np.ndarray, part: str) -> np.ndarray:
-    """The soft mask of `part` on a power spectrogram (..., F, T): its median-filtered power
-    over both parts' (0 where the power is 0 in every neighbour), float32."""
-    if part not in PARTS:
-        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+def part_masks(power: np.ndarray) -> dict[str, np.ndarray]:
+    """Both parts' soft masks on a power spectrogram (..., F, T), from one pair of medians:
+    each part's median-filtered power over both parts' (0 where the power is 0 in every
+    neighbour), float32."""
     lead = (1,) * (power.ndim - 2)
     steady = median_filter(power, size=(*lead, 1, KERNEL), mode="reflect")
     onsets = median_filter(power, size=(*lead, KERNEL, 1), mode="reflect")
-    kept = steady if part == "harmonic" else onsets
-    return (kept / np.maximum(steady + onsets, np.finfo(np.float32).tiny)).astype(np.float32)
+    total = np.maximum(steady + onsets, np.finfo(np.float32).tiny)
+    return {
+        "harmonic": (steady / total).astype(np.float32),
+        "percussive": (onsets / total).astype(np.float32),
+    }
+
+
+def part_mask(power: np.ndarray, part: str) -> np.ndarray:
+    """The soft mask of one part (`part_masks`)."""
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}; got {part!r}")
+    return part_masks(power)[part]
 
 
 def harmonic_percussive(audio: np.ndarray, part: str) -> np.ndarray:
@@ -106,6 +115,8 @@ class MaskPrior:
         segment[inside.start - lo : inside.stop - lo] = self.mixture[inside]
         power = segment_power(segment[None, None], self.stft)[0].numpy()  # (F, frames)
         keep = slice(first - lo_frame, stop - lo_frame)
-        shares = {part: part_mask(power, part)[:, keep] for part in PARTS}
-        rows = [shares["percussive" if p else "harmonic"] for p in self.percussive]
-        return torch.from_numpy(np.stack(rows)) ** self.exponent
+        shares = {
+            part: torch.from_numpy(mask[:, keep]) ** self.exponent
+            for part, mask in part_masks(power).items()
+        }
+        return torch.stack([shares["percussive" if p else "harmonic"] for p in self.percussive])
