@@ -9,6 +9,7 @@ import torch
 
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.separation.chunks import (
+    decode_distinct,
     decode_rows,
     decode_span,
     decode_tokens,
@@ -70,6 +71,50 @@ def test_a_span_of_the_decode_is_that_span_of_the_whole_decode(lo: int, hi: int)
     span = decode_span(model, rows, lo, hi, length)
     assert span.dtype == np.float32 and span.shape == (4, hi - lo)
     np.testing.assert_allclose(span, padded[:, 100 + lo : 100 + hi], rtol=0, atol=1e-6)
+
+
+def _repetitive_rows(model: Codec) -> torch.Tensor:
+    """Rows as a resampling search leaves them: 0-10 share their first 280 tokens, 3 and 4
+    are one row, 5 and 0 share their last 40 tokens too, 11 is its own (11 distinct)."""
+    g = torch.Generator().manual_seed(2)
+    rows = torch.randint(0, model.num_tokens, (12, 340), generator=g)
+    rows[1:11, :280] = rows[0, :280]
+    rows[4] = rows[3]
+    rows[5, 300:] = rows[0, 300:]
+    return rows
+
+
+@pytest.mark.parametrize("piece_tokens", [1, 16, 50, 10**6])
+@pytest.mark.parametrize(("lo", "hi"), [(-50, 300), (0, 5395), (333, 2000), (5000, 5600)])
+def test_decoding_distinct_pieces_gives_every_rows_decode(
+    piece_tokens: int, lo: int, hi: int
+) -> None:
+    model = codec(CodecConfig.tiny())
+    rows, length = _repetitive_rows(model), 5395
+    expected = np.concatenate([decode_span(model, row[None], lo, hi, length) for row in rows])
+    got = decode_distinct(model, rows, lo, hi, length, piece_tokens=piece_tokens)
+    assert got.dtype == np.float32 and got.shape == (12, hi - lo)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
+
+def test_what_rows_share_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Token-rows through the decoder: identical rows cost one row; rows sharing a stretch
+    decode it once when pieces cost less than whole rows."""
+    model = codec(CodecConfig.tiny())
+    decoded: list[int] = []
+    decode = model.decode
+    monkeypatch.setattr(model, "decode", lambda t: decoded.append(t.numel()) or decode(t))
+    length = 340 * model.hop_length
+    one = torch.randint(0, model.num_tokens, (1, 340), generator=torch.Generator())
+    decode_distinct(model, one.repeat(8, 1), 0, length, length)
+    assert sum(decoded) == 340
+    decoded.clear()
+    rows = _repetitive_rows(model)
+    decode_distinct(model, rows, 0, length, length, piece_tokens=16)
+    assert sum(decoded) < 11 * 340  # pieces: the shared 280 tokens decoded once
+    decoded.clear()
+    decode_distinct(model, rows, 0, length, length, piece_tokens=10**6)
+    assert sum(decoded) == 11 * 340  # whole rows: the distinct ones
 
 
 @pytest.mark.parametrize(

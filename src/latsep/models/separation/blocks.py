@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from latsep.models.separation.chunks import DECODE_ROWS, decode_span, decoder_context
+from latsep.models.separation.chunks import decode_distinct, decoder_context
 from latsep.models.separation.codec import Codec
 from latsep.models.separation.consistency import SiSdrSums
 from latsep.models.separation.masks import StftGrid
@@ -62,15 +62,10 @@ def decode_block(
     codec: Codec, tokens: torch.Tensor, gain: float, block: Block, length: int, bf16: bool
 ) -> np.ndarray:
     """(C, N, T) tokens -> (C, N, hi − lo) float32: the candidates' sources over the block's
-    samples at the mixture's level (decoded / gain), a few rows per decoder call."""
+    samples at the mixture's level (decoded / gain); what candidates share is decoded once
+    (`decode_distinct`)."""
     c, n, t = tokens.shape
-    rows = tokens.reshape(c * n, t)
-    audio = np.empty((c * n, block.hi - block.lo), dtype=np.float32)
-    for start in range(0, c * n, DECODE_ROWS):
-        group = rows[start : start + DECODE_ROWS]
-        audio[start : start + DECODE_ROWS] = decode_span(
-            codec, group, block.lo, block.hi, length, bf16
-        )
+    audio = decode_distinct(codec, tokens.reshape(c * n, t), block.lo, block.hi, length, bf16)
     audio /= np.float32(gain)
     return audio.reshape(c, n, -1)
 

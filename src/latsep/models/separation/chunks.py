@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -23,6 +24,10 @@ from latsep.models.separation.codec import Codec
 DECODE_ROWS = 4
 # Tokens per codec call along time (≈12 s at hop 128), plus the context each side.
 CHUNK_TOKENS = 2048
+# Tokens per piece when `decode_distinct` decodes a span piecewise (≈0.75 s at hop 128):
+# short enough that candidates which share a stretch (search=smc resamples them) share
+# pieces, long enough that the context decoded twice at each piece's edges stays small.
+PIECE_TOKENS = 128
 
 
 def codec_device(codec: Codec) -> torch.device:
@@ -183,6 +188,69 @@ def decode_span(
     piece = audio[:, first - offset : last - offset]
     out[:, first - lo : first - lo + piece.shape[1]] = piece
     return out
+
+
+def decode_distinct(
+    codec: Codec,
+    rows: torch.Tensor,
+    lo: int,
+    hi: int,
+    length: int,
+    bf16: bool = False,
+    piece_tokens: int = PIECE_TOKENS,
+) -> np.ndarray:
+    """`decode_span` of rows (B, T) with each distinct stretch of tokens decoded once.
+
+    Candidates often repeat one another: the search resamples them, so with search=smc the
+    first window of a 3-s chunk is one and the same in all 8 candidates of lass. The span is
+    cut into pieces of `piece_tokens` (each decoded with the decoder's context, so exactly
+    as the whole); a piece decodes only the rows that differ over the tokens it sees, and
+    copies the result to the rest. Whichever costs fewer token-rows is used: the pieces, or
+    the whole span with its distinct rows. A codec that can only decode whole rows shares
+    whole rows.
+    """
+    b, t = rows.shape
+    out = np.zeros((b, hi - lo), dtype=np.float32)
+    context, hop = decoder_context(codec), int(getattr(codec, "hop_length", 0))
+    pieces = [(lo, hi)]
+    if context is not None and hi - lo > piece_tokens * hop:
+        cuts = range(lo - lo % hop + piece_tokens * hop, hi, piece_tokens * hop)
+        bounds = [lo, *cuts, hi]
+        split = list(pairwise(bounds))
+        if _decode_cost(rows, split, context, hop) < _decode_cost(rows, pieces, context, hop):
+            pieces = split
+    keys = rows.cpu().numpy()
+    for p_lo, p_hi in pieces:
+        t_lo, t_hi = _tokens_seen(p_lo, p_hi, t, context, hop)
+        _, first, inverse = np.unique(
+            keys[:, t_lo:t_hi], axis=0, return_index=True, return_inverse=True
+        )
+        distinct = rows[torch.from_numpy(first)]
+        audio = np.concatenate(
+            [
+                decode_span(codec, distinct[i : i + DECODE_ROWS], p_lo, p_hi, length, bf16)
+                for i in range(0, len(distinct), DECODE_ROWS)
+            ]
+        )
+        out[:, p_lo - lo : p_hi - lo] = audio[inverse.reshape(-1)]
+    return out
+
+
+def _tokens_seen(lo: int, hi: int, tokens: int, context: int | None, hop: int) -> tuple[int, int]:
+    """The tokens [t_lo, t_hi) that samples [lo, hi) depend on (all of them without a
+    context)."""
+    if context is None:
+        return 0, tokens
+    return max(0, lo // hop - context), min(tokens, -(-hi // hop) + context)
+
+
+def _decode_cost(rows: torch.Tensor, pieces: list[tuple[int, int]], context: int, hop: int) -> int:
+    """Token-rows decoded for these pieces, each decoding its distinct rows."""
+    cost = 0
+    for lo, hi in pieces:
+        t_lo, t_hi = _tokens_seen(lo, hi, rows.shape[1], context, hop)
+        cost += len(torch.unique(rows[:, t_lo:t_hi], dim=0)) * max(0, t_hi - t_lo)
+    return cost
 
 
 def _autocast(device: torch.device, bf16: bool) -> AbstractContextManager[object]:

@@ -248,11 +248,13 @@ def separate_waveform(
     decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior)
     ranking = CandidateScores(mixture, tokens.shape[0], references)
     # One pass over every candidate: scores and, for "ensemble", the masks.
-    decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
+    only_block = decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
     chosen = ranking.chosen()
     if consistency == "wiener" and targets:  # the chosen candidate's own masks
         decoded.run(tokens[chosen : chosen + 1], report, None, targets)
-    raw = decoded.whole(tokens[chosen]) if model_rate_stems else None
+    raw = None
+    if model_rate_stems:  # a short input's candidates are all decoded already
+        raw = only_block[chosen] if only_block is not None else decoded.whole(tokens[chosen])
     if consistency == "none":
         stems = raw
         upload_stems = _raw_upload_stems(decoded, tokens[chosen], raw, upload)
@@ -357,11 +359,12 @@ class _Decoder:
         report: ReportFn,
         ranking: CandidateScores | None,
         targets: dict[str, MaskApplier],
-    ) -> None:
+    ) -> np.ndarray | None:
         """One pass over blocks of time: candidates (C, N, T) decoded, scored into
         `ranking`, and their consensus power's masks handed to `targets`. The first pass (with
         a ranking) reports its blocks as "decoding stems" up to 0.95; a later one (masks
-        only) as "masking", up to 1."""
+        only) as "masking", up to 1. Returns the candidates' sources (C, N, L) when one
+        block covers the signal (None otherwise: long audio is never held whole)."""
         blocks = plan_blocks(self.stft, self.block_frames)
         share = (_SEARCH_SHARE, _DECODE_SHARE) if ranking is not None else (0.95, 0.05)
         smoother = TimeSmoother()
@@ -382,6 +385,10 @@ class _Decoder:
                 masks = masks_from_power(power, self.stft)
                 for target in targets.values():
                     target.add(masks)
+        if len(blocks) > 1:
+            return None
+        own = slice(blocks[0].own_lo - blocks[0].lo, blocks[0].own_hi - blocks[0].lo)
+        return audio[:, :, own]
 
     def whole(self, tokens: torch.Tensor) -> np.ndarray:
         """One candidate's sources (N, T) -> (N, L) float32 (decoded in chunks)."""
