@@ -9,6 +9,9 @@ chunks and seeds (`Separator.views` set per variant).
         --corpus data/corpus --crops 1200 --out /tmp/study/bands.npz
     .venv/bin/python bench/band_study.py run --bundle artifacts/default/plain \
         --corpus data/corpus --method mlass-pe --counts /tmp/study/bands.npz low:1 low:1,high:1
+    # a view the bundle holds for another method, at another weight, on top of the shipped
+    .venv/bin/python bench/band_study.py run --bundle artifacts/default/plain \
+        --corpus data/corpus --method mlass-pe --reference shipped shipped,bundle:sub:0.35
 
 An exploratory study, not part of the service (three sources, the bundle's defaults).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -80,11 +84,19 @@ def run(args: argparse.Namespace) -> None:
         if f"{v}_indices" in saved
     }
 
+    # every view the bundle holds, whichever method it is weighted for ("bundle:sub:0.35")
+    held = {v.name: v for m in ("mlass-pe", "mlass-bp") for v in bundle.views(m, SOURCES)}
+
     def variant(spec: str):  # "low:1,high:0.5"; "shipped": the bundle's views for the method
         parts = spec.split(",") if spec else []
         shipped = bundle.views(args.method, SOURCES) if "shipped" in parts else ()
         pairs = [part.split(":") for part in parts if part != "shipped"]
-        views = shipped + tuple(MixtureView(v, VIEWS[v], tables[v], float(w)) for v, w in pairs)
+        views = shipped + tuple(
+            replace(held[p[1]], weight=float(p[2]))
+            if p[0] == "bundle"
+            else MixtureView(p[0], VIEWS[p[0]], tables[p[0]], float(p[1]))
+            for p in pairs
+        )
 
         def separate(mixture: np.ndarray, seed: int) -> np.ndarray:
             separator.views = views

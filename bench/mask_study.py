@@ -146,6 +146,7 @@ def _chunk_scores(
     spectra: torch.Tensor | None,
     hpss: list[float] = (),
     estimators: list[str] = (),
+    spectral: list[float] = (),
 ) -> dict[str, np.ndarray]:
     """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
     from latsep.models.metrics import bss_sdr
@@ -179,6 +180,18 @@ def _chunk_scores(
                 stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
                 margin = bss_sdr(references, stems.numpy(), rate) - baseline
                 scores[f"hpss^{exponent:g} C{count}"] = margin
+                for power in spectral if spectra is not None else ():
+                    share = spectra[:n] / spectra[:n].sum(0, keepdim=True)
+                    masks = _masks(
+                        ESTIMATORS["magnitude+smooth"](magnitude[:count])
+                        * weights
+                        * share[:, :, None] ** power
+                    )
+                    stems = torch.istft(
+                        masks * spec[None], N_FFT, HOP, window=window, length=length
+                    )
+                    margin = bss_sdr(references, stems.numpy(), rate) - baseline
+                    scores[f"hpss^{exponent:g}+spectra^{power:g} C{count}"] = margin
     if spectra is not None:  # no candidates: the same spectrum in every frame
         power = spectra[:n, :, None].expand(n, spectra.shape[1], spec.shape[-1])
         stems = torch.istft(_masks(power) * spec[None], N_FFT, HOP, window=window, length=length)
@@ -194,7 +207,9 @@ def score(args: argparse.Namespace) -> None:
     sources = np.load(files[0])["references"].shape[0]
     spectra = train_spectra(args.corpus, sources) if args.corpus else None
     for path in files:
-        scores = _chunk_scores(path, args.counts, args.rate, spectra, args.hpss, args.estimators)
+        scores = _chunk_scores(
+            path, args.counts, args.rate, spectra, args.hpss, args.estimators, args.spectral
+        )
         for key, margin in scores.items():
             rows.setdefault(key, []).append(margin)
     first = np.array(next(iter(rows.values())))
@@ -241,6 +256,11 @@ def main() -> None:
         "--hpss", type=float, nargs="*", default=[],
         help="also the service's masks with each source's power times the mix's harmonic "
         "share (percussive for drums) to these exponents",
+    )  # fmt: skip
+    s.add_argument(
+        "--spectral", type=float, nargs="*", default=[],
+        help="with --hpss and --corpus: also each source's share of the train split's mean "
+        "power spectrum to these exponents, on top of the masks' prior",
     )  # fmt: skip
     args = parser.parse_args()
     dump(args) if args.command == "dump" else score(args)

@@ -169,3 +169,24 @@ def test_the_masks_prior_weighs_each_source_s_power_whatever_the_blocks(
     assert np.abs(result.stems - plain.stems).max() > 1e-3  # the prior moved the stems
     with pytest.raises(ValueError, match="percussive"):
         separate(problem, "ensemble", block_frames, percussive=(False, True))
+
+
+@pytest.mark.parametrize("block_frames", [1, 5, 10**6])
+def test_each_source_s_own_time_average_whatever_the_blocks(problem, block_frames) -> None:
+    """smoothing=(7, 1, 3): each source's consensus power averaged over its own window before
+    the masks, block by block as over the whole."""
+    codec, mixture, _, _ = problem
+    result = separate(problem, "ensemble", block_frames, smoothing=(7, 1, 3))
+    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain
+    grid = StftGrid.covering(len(mixture), RATE)
+    lo, hi = grid.span(0, grid.frames)
+    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
+    padded[..., -lo : -lo + len(mixture)] = decoded
+    power = smooth_over_time(segment_power(padded, grid), (7, 1, 3))
+    expected = apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)
+    np.testing.assert_allclose(result.stems, expected[:, 0], atol=1e-5)
+    np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-5)
+    plain = separate(problem, "ensemble", block_frames)
+    assert np.abs(result.stems - plain.stems).max() > 1e-3  # the windows moved the stems
+    with pytest.raises(ValueError, match="smoothing"):
+        separate(problem, "ensemble", block_frames, smoothing=(7, 1))

@@ -10,11 +10,15 @@ import torch
 
 from latsep.models.separation import wiener_stems
 from latsep.models.separation.masks import (
+    ONSET_FRAMES,
     SMOOTH_FRAMES,
+    STEADY_FRAMES,
     MaskApplier,
     TimeSmoother,
     apply_masks,
     estimate_masks,
+    smooth_over_time,
+    smoothing_for,
     upload_stft_size,
 )
 
@@ -71,6 +75,36 @@ def test_smoothing_block_by_block_equals_smoothing_the_whole(sizes: list[int], f
         2,
     )
     np.testing.assert_allclose(torch.cat(parts, 2).numpy(), whole.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", [[37], [1] * 37, [2, 1, 5, 3, 26]])
+def test_each_source_s_own_window_block_by_block(sizes: list[int]) -> None:
+    """One window per source: source i is averaged over frames[i], whatever the blocks."""
+    windows = (9, 1, 3)
+    power = torch.from_numpy(np.random.default_rng(6).random((3, 4, sum(sizes)), np.float32))
+    smoother, parts, start = TimeSmoother(windows), [], 0
+    for k, size in enumerate(sizes):
+        parts.append(smoother.add(power[:, :, start : start + size], last=k == len(sizes) - 1))
+        start += size
+    whole = torch.stack(
+        [
+            torch.stack(
+                [power[i, :, max(0, t - w // 2) : t + w // 2 + 1].mean(1) for t in range(start)], 1
+            )
+            for i, w in enumerate(windows)
+        ]
+    )
+    np.testing.assert_allclose(torch.cat(parts, 2).numpy(), whole.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(smooth_over_time(power, windows).numpy(), whole.numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="windows for 3 sources"):
+        smooth_over_time(power, (9, 1))
+    with pytest.raises(ValueError, match="odd"):
+        TimeSmoother((9, 2, 3))
+
+
+def test_drums_get_a_short_window_and_the_other_sources_a_long_one() -> None:
+    assert smoothing_for((False, True, False)) == (STEADY_FRAMES, ONSET_FRAMES, STEADY_FRAMES)
+    assert ONSET_FRAMES < SMOOTH_FRAMES < STEADY_FRAMES
 
 
 def test_at_the_models_rate_mono_the_stems_are_the_masked_mixture() -> None:

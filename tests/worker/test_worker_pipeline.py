@@ -204,6 +204,7 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     are rebuilt from its tokens with the same consistency step before scoring."""
     from latsep.models.metrics import si_sdr
     from latsep.models.separation import wiener_stems
+    from latsep.models.separation.masks import smoothing_for
 
     bundle = ToyBundle()
     bass, drums = mixture(1.0)
@@ -215,9 +216,12 @@ def test_the_oracle_candidate_is_decoded_and_scored_like_the_returned_stems() ->
     )
     with torch.inference_mode():
         decoded = bundle.codec.decode(tokens[2]).numpy()[:, : len(mix)]  # (N, L)
-    # the same masks' prior as the service's: drums hold the mix's onsets
+    # the same masks' prior and time averages as the service's: drums hold the mix's onsets
     expected = wiener_stems(
-        mix.astype(np.float64), decoded.astype(np.float64), percussive=(False, True)
+        mix.astype(np.float64),
+        decoded.astype(np.float64),
+        percussive=(False, True),
+        smoothing=smoothing_for((False, True)),
     )
     separation = separation_of(chosen=0, oracle_index=2, tokens=tokens)
     chosen_stems = np.zeros_like(refs)
@@ -240,6 +244,7 @@ def test_ensemble_oracle_is_the_chosen_candidate_with_its_own_masks() -> None:
     that is the chosen candidate is scored on that candidate's own Wiener stems, not on them."""
     from latsep.models.metrics import si_sdr
     from latsep.models.separation import wiener_stems
+    from latsep.models.separation.masks import smoothing_for
 
     bundle = ToyBundle()
     bass, drums = mixture(0.5)
@@ -257,7 +262,12 @@ def test_ensemble_oracle_is_the_chosen_candidate_with_its_own_masks() -> None:
         options(consistency="ensemble").resolve({}, 2),
         ["bass", "drums"],
     )
-    own = wiener_stems(mix.astype(np.float64), raw.astype(np.float64), percussive=(False, True))
+    own = wiener_stems(
+        mix.astype(np.float64),
+        raw.astype(np.float64),
+        percussive=(False, True),
+        smoothing=smoothing_for((False, True)),
+    )
     want = si_sdr(refs, own)
     assert oracle is not None and oracle.index == 1
     assert oracle.si_sdr == pytest.approx({"bass": want[0], "drums": want[1]}, abs=1e-3)

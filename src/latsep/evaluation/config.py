@@ -116,13 +116,15 @@ class BenchConfig:
     # level_norm False: encode the mixture as it comes (the ablation of level normalisation);
     # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none);
     # views False: leave out the band views a bundle counted (their ablation); hpss_masks
-    # False: masks without the prior that drums hold the mix's onsets (hpss.MaskPrior).
+    # False: masks without the prior that drums hold the mix's onsets (hpss.MaskPrior);
+    # source_smoothing False: one 5-frame average of every source's power (masks.SMOOTH_FRAMES).
     level_db: float = 0.0
     backoff: float | None = None
     level_norm: bool = True
     latent_sigma: float | None = None
     views: bool = True
     hpss_masks: bool = True
+    source_smoothing: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

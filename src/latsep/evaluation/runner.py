@@ -35,6 +35,7 @@ from latsep.evaluation.scoring import (
 from latsep.methods import METHODS, SearchSettings
 from latsep.models.separation import Separator, separate_waveform
 from latsep.models.separation.hpss import MASK_EXPONENT
+from latsep.models.separation.masks import ONSET_FRAMES, STEADY_FRAMES
 from latsep.models.separation.separator import SeparateFn
 
 Progress = Callable[[str], None]
@@ -152,6 +153,8 @@ def run_bench(
         identity["views"] = False
     if config.hpss_masks:  # rows made before the masks' prior had none: they are stale
         identity["mask_prior"] = MASK_EXPONENT
+    if config.source_smoothing:  # rows made with one 5-frame average for all are stale
+        identity["smoothing"] = {"steady": STEADY_FRAMES, "onsets": ONSET_FRAMES}
     cases, skipped = plan_cases(
         bundles,
         methods=config.methods,
@@ -283,6 +286,7 @@ def _separator(
         level_norm=config.level_norm,
         views=config.views,
         hpss_masks=config.hpss_masks,
+        source_smoothing=config.source_smoothing,
         separate=separate,
     )
 

@@ -62,7 +62,9 @@ def run_method(
     # The chosen candidate's own masks: consistency="wiener" for the same draw (up to the
     # float32 rounding of raw_stems).
     raw = np.asarray(result.raw_stems, np.float64)
-    chosen = wiener_stems(mixture, raw, percussive=separator.percussive)
+    chosen = wiener_stems(
+        mixture, raw, percussive=separator.percussive, smoothing=separator.smoothing
+    )
     oracle = separator.candidate_stems(result, int(result.oracle_index), mixture, masks=False)
     picks = {
         "wiener": chosen,

@@ -8,7 +8,13 @@ import numpy as np
 
 from latsep.audio import SAMPLE_RATE
 from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
-from latsep.models.separation.masks import StftGrid, apply_masks, estimate_masks
+from latsep.models.separation.masks import (
+    SMOOTH_FRAMES,
+    Smoothing,
+    StftGrid,
+    apply_masks,
+    estimate_masks,
+)
 
 _EPS = 1e-12
 
@@ -39,6 +45,7 @@ def wiener_stems(
     *,
     percussive: Sequence[bool] = (),
     mask_prior: float = MASK_EXPONENT,
+    smoothing: Smoothing = SMOOTH_FRAMES,
 ) -> np.ndarray:
     """Stems that sum to the mixture: soft masks from the estimates applied to the mixture.
 
@@ -47,7 +54,8 @@ def wiener_stems(
     stems = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so Σ_i stems = y up
     to float error, and the stems keep the mixture's phase and detail.
     estimates (N, L): one candidate; (C, N, L): several. mixture (L,) -> (N, L) float32.
-    percussive, mask_prior: the masks' prior, as the service's (`separate_waveform`).
+    percussive, mask_prior, smoothing: the masks' prior and the power's time average, as
+    the service's (`separate_waveform`).
     """
     # Masks and mixture share one rate, so the grid's row for the band above the models'
     # Nyquist is never read: any rate gives the same stems.
@@ -56,7 +64,7 @@ def wiener_stems(
     stft = StftGrid.covering(candidates.shape[-1], rate, n_fft, hop_length)
     prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
     weights = None if prior is None else prior.weights(0, stft.frames)
-    grid = estimate_masks(candidates, rate, n_fft, hop_length, weights)
+    grid = estimate_masks(candidates, rate, n_fft, hop_length, weights, smoothing)
     return apply_masks(grid, np.asarray(mixture, np.float32)[None], rate)[:, 0]
 
 

@@ -37,8 +37,10 @@ from latsep.models.separation.codec import Codec
 from latsep.models.separation.engine import separate
 from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
 from latsep.models.separation.masks import (
+    SMOOTH_FRAMES,
     UPLOAD_BLOCK_FRAMES,
     MaskApplier,
+    Smoothing,
     StftGrid,
     TimeSmoother,
     masks_from_power,
@@ -154,6 +156,7 @@ def separate_waveform(
     views: Sequence[MixtureView] = (),
     percussive: Sequence[bool] = (),
     mask_prior: float = MASK_EXPONENT,
+    smoothing: Smoothing = SMOOTH_FRAMES,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
@@ -185,6 +188,8 @@ def separate_waveform(
     percussive: which sources are made of onsets (drums): the masks then weigh each source's
     power by the mix's percussive or harmonic share raised to `mask_prior` (`hpss.MaskPrior`;
     () or 0: no prior).
+    smoothing: the frames each source's power is averaged over before the masks, one
+    window for all or one per source (`masks.smoothing_for`).
     progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
     0.95) and the masks; stages(name, done, total) says where, before each progress call:
     "separating" (tokens), "decoding stems" (blocks), "masking" (blocks).
@@ -243,9 +248,11 @@ def separate_waveform(
         targets = _mask_targets(stft, n, cut, upload, block_frames)
     if percussive and len(percussive) != n:
         raise ValueError(f"percussive names {len(percussive)} sources, not {n}")
+    if not isinstance(smoothing, int) and len(smoothing) != n:
+        raise ValueError(f"smoothing gives {len(smoothing)} windows for {n} sources")
     prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
     frames = block_frames_for(codec, stft, block_frames)
-    decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior)
+    decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior, smoothing)
     ranking = CandidateScores(mixture, tokens.shape[0], references)
     # One pass over every candidate: scores and, for "ensemble", the masks.
     only_block = decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
@@ -352,6 +359,7 @@ class _Decoder:
     block_frames: int
     bf16: bool
     prior: MaskPrior | None = None
+    smoothing: Smoothing = SMOOTH_FRAMES
 
     def run(
         self,
@@ -367,7 +375,7 @@ class _Decoder:
         block covers the signal (None otherwise: long audio is never held whole)."""
         blocks = plan_blocks(self.stft, self.block_frames)
         share = (_SEARCH_SHARE, _DECODE_SHARE) if ranking is not None else (0.95, 0.05)
-        smoother = TimeSmoother()
+        smoother = TimeSmoother(self.smoothing)
         masked = 0  # grid frames whose masks are made
         for b, block in enumerate(blocks):
             fraction = share[0] + share[1] * b / len(blocks)

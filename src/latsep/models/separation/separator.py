@@ -17,6 +17,7 @@ from latsep.audio.io import Upload
 from latsep.methods import SearchSettings
 from latsep.models.separation.consistency import wiener_stems
 from latsep.models.separation.hpss import PERCUSSIVE_SOURCES
+from latsep.models.separation.masks import SMOOTH_FRAMES, Smoothing, smoothing_for
 from latsep.models.separation.pipeline import StagesFn, WaveformSeparation, separate_waveform
 
 SeparateFn = Callable[..., WaveformSeparation]
@@ -28,7 +29,9 @@ class Separator:
     backoff / latent_sigma override the bundle's likelihood settings (`Bundle.likelihood`);
     level_norm False encodes mixtures as they come instead of at the bundle's training level,
     views False leaves out the band views the bundle counted for these sources, hpss_masks
-    False the masks' prior that drums hold the mix's onsets (`hpss.MaskPrior`) (ablations);
+    False the masks' prior that drums hold the mix's onsets (`hpss.MaskPrior`),
+    source_smoothing False one time average (5 frames) for every source's power instead of a
+    long one for steady sources and a short one for drums (`masks.smoothing_for`) (ablations);
     `separate` is the waveform separation to call (tests pass a fake).
     """
 
@@ -43,6 +46,7 @@ class Separator:
         level_norm: bool = True,
         views: bool = True,
         hpss_masks: bool = True,
+        source_smoothing: bool = True,
         separate: SeparateFn = separate_waveform,
     ) -> None:
         self.method = method
@@ -56,7 +60,10 @@ class Separator:
         self.stem_level_dbfs = bundle.stem_level_dbfs if level_norm else None
         self.views = bundle.views(method, self.sources) if views else ()
         # the masks' prior that drums hold the mix's onsets, the other stems its steady tones
-        self.percussive = tuple(s in PERCUSSIVE_SOURCES for s in self.sources) if hpss_masks else ()
+        percussive = tuple(s in PERCUSSIVE_SOURCES for s in self.sources)
+        self.percussive = percussive if hpss_masks else ()
+        # steady sources' power averaged over longer than drums'
+        self.smoothing: Smoothing = smoothing_for(percussive) if source_smoothing else SMOOTH_FRAMES
         self._separate = separate
 
     def separate(
@@ -91,6 +98,7 @@ class Separator:
             model_rate_stems=model_rate_stems,
             **({"views": self.views} if self.views else {}),
             **({"percussive": self.percussive} if self.percussive else {}),
+            **({"smoothing": self.smoothing} if self.smoothing != SMOOTH_FRAMES else {}),
         )
 
     def candidate_stems(
@@ -107,5 +115,10 @@ class Separator:
         raw = separation.candidate_sources(self.codec, index, len(mixture))
         if not masks:
             return raw
-        stems = wiener_stems(np.asarray(mixture, np.float64), raw, percussive=self.percussive)
+        stems = wiener_stems(
+            np.asarray(mixture, np.float64),
+            raw,
+            percussive=self.percussive,
+            smoothing=self.smoothing,
+        )
         return np.asarray(stems, np.float64)
