@@ -23,6 +23,13 @@ yardstick of what the candidates add.
 
     .venv/bin/python bench/mask_study.py score /tmp/study/mlass-pe3 --counts 16 --corpus data/corpus
 
+"smooth b/d/o" (`--smoothing 5/5/5 15/3/15 ...`, alone: paired with the first rule): the
+service's masks (prior a = 0.5) with each source's power averaged over its own window, in
+frames per source (`masks.smoothing_for`: 15 for steady sources, 3 for drums):
+
+    .venv/bin/python bench/mask_study.py score /tmp/study/mlass-pe3 --counts 16 \
+        --smoothing 5/5/5 15/3/15 25/3/25
+
 "hpss^a" (`--hpss a ...`): the service's estimator with each source's power times the mix's
 percussive share (drums) or harmonic share (the others) to the power a — the service's masks'
 prior (`latsep.models.separation.hpss.MaskPrior`, a = 0.5). Paired with the service's
@@ -147,6 +154,7 @@ def _chunk_scores(
     hpss: list[float] = (),
     estimators: list[str] = (),
     spectral: list[float] = (),
+    smoothing: list[str] = (),
 ) -> dict[str, np.ndarray]:
     """{"estimator C": SDR margin over mixture/N per source} for one dumped chunk."""
     from latsep.models.metrics import bss_sdr
@@ -160,7 +168,7 @@ def _chunk_scores(
     window = torch.hann_window(N_FFT)
     baseline = bss_sdr(references, np.repeat(mixture[None] / n, n, 0), rate)
     scores = {}
-    for count in counts:
+    for count in counts if estimators or not smoothing else ():  # --smoothing alone: its rules
         for name, estimator in ESTIMATORS.items():
             if estimators and name not in estimators:
                 continue
@@ -192,6 +200,21 @@ def _chunk_scores(
                     )
                     margin = bss_sdr(references, stems.numpy(), rate) - baseline
                     scores[f"hpss^{exponent:g}+spectra^{power:g} C{count}"] = margin
+    if smoothing:  # the service's masks (prior a = 0.5) with each source's own time average
+        from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
+        from latsep.models.separation.masks import StftGrid, smooth_over_time
+
+        grid = StftGrid.covering(length, rate)
+        percussive = [i == DRUMS for i in range(n)]
+        weights = MaskPrior(mixture, grid, percussive, MASK_EXPONENT).weights(0, grid.frames)
+        for count in counts:
+            power = magnitude[:count].mean(0) ** 2
+            for rule in smoothing:  # "15/3/15": frames for bass / drums [/ other]
+                windows = [int(w) for w in rule.split("/")]
+                masks = _masks(smooth_over_time(power, windows) * weights)
+                stems = torch.istft(masks * spec[None], N_FFT, HOP, window=window, length=length)
+                margin = bss_sdr(references, stems.numpy(), rate) - baseline
+                scores[f"smooth {rule} C{count}"] = margin
     if spectra is not None:  # no candidates: the same spectrum in every frame
         power = spectra[:n, :, None].expand(n, spectra.shape[1], spec.shape[-1])
         stems = torch.istft(_masks(power) * spec[None], N_FFT, HOP, window=window, length=length)
@@ -208,13 +231,23 @@ def score(args: argparse.Namespace) -> None:
     spectra = train_spectra(args.corpus, sources) if args.corpus else None
     for path in files:
         scores = _chunk_scores(
-            path, args.counts, args.rate, spectra, args.hpss, args.estimators, args.spectral
+            path,
+            args.counts,
+            args.rate,
+            spectra,
+            args.hpss,
+            args.estimators,
+            args.spectral,
+            args.smoothing,
         )
         for key, margin in scores.items():
             rows.setdefault(key, []).append(margin)
-    first = np.array(next(iter(rows.values())))
+    first_key = next(iter(rows))
+    if args.smoothing and not args.estimators:  # paired with the first rule
+        first_key = next(k for k in rows if k.startswith("smooth "))
+    first = np.array(rows[first_key])
     print(f"{args.dir}: {len(files)} chunks; SDR margin over mixture/N per source, mean;")
-    print(f"paired difference from '{next(iter(rows))}' ± standard error")
+    print(f"paired difference from '{first_key}' ± standard error")
     for key, values in rows.items():
         margin = np.array(values)
         difference = margin - first
@@ -256,6 +289,11 @@ def main() -> None:
         "--hpss", type=float, nargs="*", default=[],
         help="also the service's masks with each source's power times the mix's harmonic "
         "share (percussive for drums) to these exponents",
+    )  # fmt: skip
+    s.add_argument(
+        "--smoothing", nargs="*", default=[],
+        help="also the service's masks (prior a = 0.5) with each source's power averaged "
+        "over its own window: frames per source, e.g. 5/5/5 15/3/15 (bass/drums/other)",
     )  # fmt: skip
     s.add_argument(
         "--spectral", type=float, nargs="*", default=[],
