@@ -23,6 +23,7 @@ from latsep.models.separation import pipeline as waveform
 from latsep.models.separation.consistency import SiSdrSums
 from latsep.models.separation.hpss import MaskPrior
 from latsep.models.separation.masks import (
+    SMOOTH_FRAMES,
     MaskGrid,
     StftGrid,
     masks_from_power,
@@ -146,24 +147,35 @@ def test_si_sdr_from_sums_over_blocks_is_si_sdr() -> None:
     np.testing.assert_allclose(sums.values(), si_sdr(refs, estimates), rtol=1e-9)
 
 
+def _whole_ensemble_stems(problem, result, smoothing, weights=None) -> np.ndarray:
+    """The ensemble's stems (N, L) computed on whole arrays: every candidate decoded whole,
+    its consensus power averaged over `smoothing` frames (times the prior's weights), the
+    masks on the mixture."""
+    codec, mixture, _, _ = problem
+    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain  # (C, N, L)
+    grid = StftGrid.covering(len(mixture), RATE)
+    lo, hi = grid.span(0, grid.frames)
+    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
+    padded[..., -lo : -lo + len(mixture)] = decoded
+    power = smooth_over_time(segment_power(padded, grid), smoothing)
+    if weights is not None:
+        power = power * weights
+    return apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)[:, 0]
+
+
 @pytest.mark.parametrize("block_frames", [1, 5, 10**6])
 def test_the_masks_prior_weighs_each_source_s_power_whatever_the_blocks(
     problem, block_frames
 ) -> None:
     """With a percussive source, each source's consensus power is weighed by the mix's
     percussive or harmonic share (`hpss.MaskPrior`) before the masks, block by block."""
-    codec, mixture, _, _ = problem
+    _, mixture, _, _ = problem
     percussive = (False, True, False)
     result = separate(problem, "ensemble", block_frames, percussive=percussive, mask_prior=0.5)
-    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain  # (C, N, L)
     grid = StftGrid.covering(len(mixture), RATE)
-    lo, hi = grid.span(0, grid.frames)
-    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
-    padded[..., -lo : -lo + len(mixture)] = decoded
     weights = MaskPrior(mixture, grid, percussive, 0.5).weights(0, grid.frames)
-    power = smooth_over_time(segment_power(padded, grid)) * weights
-    expected = apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)
-    np.testing.assert_allclose(result.stems, expected[:, 0], atol=1e-5)
+    expected = _whole_ensemble_stems(problem, result, SMOOTH_FRAMES, weights)
+    np.testing.assert_allclose(result.stems, expected, atol=1e-5)
     np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-5)
     plain = separate(problem, "ensemble", block_frames)
     assert np.abs(result.stems - plain.stems).max() > 1e-3  # the prior moved the stems
@@ -175,16 +187,10 @@ def test_the_masks_prior_weighs_each_source_s_power_whatever_the_blocks(
 def test_each_source_s_own_time_average_whatever_the_blocks(problem, block_frames) -> None:
     """smoothing=(7, 1, 3): each source's consensus power averaged over its own window before
     the masks, block by block as over the whole."""
-    codec, mixture, _, _ = problem
+    _, mixture, _, _ = problem
     result = separate(problem, "ensemble", block_frames, smoothing=(7, 1, 3))
-    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain
-    grid = StftGrid.covering(len(mixture), RATE)
-    lo, hi = grid.span(0, grid.frames)
-    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
-    padded[..., -lo : -lo + len(mixture)] = decoded
-    power = smooth_over_time(segment_power(padded, grid), (7, 1, 3))
-    expected = apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)
-    np.testing.assert_allclose(result.stems, expected[:, 0], atol=1e-5)
+    expected = _whole_ensemble_stems(problem, result, (7, 1, 3))
+    np.testing.assert_allclose(result.stems, expected, atol=1e-5)
     np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-5)
     plain = separate(problem, "ensemble", block_frames)
     assert np.abs(result.stems - plain.stems).max() > 1e-3  # the windows moved the stems

@@ -62,19 +62,25 @@ def test_masks_are_the_squared_mean_magnitude_averaged_over_frames() -> None:
     np.testing.assert_allclose(grid.masks.sum(0), 1.0, atol=1e-5)
 
 
+def _smooth_in_blocks(smoother: TimeSmoother, power: torch.Tensor, sizes: list[int]):
+    """power (N, F, T) fed to `smoother` in blocks of these sizes, the outputs concatenated."""
+    parts, start = [], 0
+    for k, size in enumerate(sizes):
+        parts.append(smoother.add(power[:, :, start : start + size], last=k == len(sizes) - 1))
+        start += size
+    return torch.cat(parts, 2)
+
+
 @pytest.mark.parametrize("sizes", [[37], [1] * 37, [2, 1, 5, 3, 26], [4, 30, 3]])
 @pytest.mark.parametrize("frames", [1, 3, 5])
 def test_smoothing_block_by_block_equals_smoothing_the_whole(sizes: list[int], frames: int) -> None:
     power = torch.from_numpy(np.random.default_rng(5).random((2, 3, sum(sizes)), np.float32))
-    smoother, parts, start = TimeSmoother(frames), [], 0
-    for k, size in enumerate(sizes):
-        parts.append(smoother.add(power[:, :, start : start + size], last=k == len(sizes) - 1))
-        start += size
+    t = power.shape[2]
     whole = torch.stack(
-        [power[:, :, max(0, t - frames // 2) : t + frames // 2 + 1].mean(2) for t in range(start)],
-        2,
+        [power[:, :, max(0, k - frames // 2) : k + frames // 2 + 1].mean(2) for k in range(t)], 2
     )
-    np.testing.assert_allclose(torch.cat(parts, 2).numpy(), whole.numpy(), rtol=1e-6)
+    blocks = _smooth_in_blocks(TimeSmoother(frames), power, sizes)
+    np.testing.assert_allclose(blocks.numpy(), whole.numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("sizes", [[37], [1] * 37, [2, 1, 5, 3, 26]])
@@ -82,19 +88,17 @@ def test_each_source_s_own_window_block_by_block(sizes: list[int]) -> None:
     """One window per source: source i is averaged over frames[i], whatever the blocks."""
     windows = (9, 1, 3)
     power = torch.from_numpy(np.random.default_rng(6).random((3, 4, sum(sizes)), np.float32))
-    smoother, parts, start = TimeSmoother(windows), [], 0
-    for k, size in enumerate(sizes):
-        parts.append(smoother.add(power[:, :, start : start + size], last=k == len(sizes) - 1))
-        start += size
+    t = power.shape[2]
     whole = torch.stack(
         [
             torch.stack(
-                [power[i, :, max(0, t - w // 2) : t + w // 2 + 1].mean(1) for t in range(start)], 1
+                [power[i, :, max(0, k - w // 2) : k + w // 2 + 1].mean(1) for k in range(t)], 1
             )
             for i, w in enumerate(windows)
         ]
     )
-    np.testing.assert_allclose(torch.cat(parts, 2).numpy(), whole.numpy(), rtol=1e-6)
+    blocks = _smooth_in_blocks(TimeSmoother(windows), power, sizes)
+    np.testing.assert_allclose(blocks.numpy(), whole.numpy(), rtol=1e-6)
     np.testing.assert_allclose(smooth_over_time(power, windows).numpy(), whole.numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="windows for 3 sources"):
         smooth_over_time(power, (9, 1))

@@ -173,18 +173,13 @@ def decode_span(
     first, last = max(lo, 0), min(hi, length)  # samples that exist
     if first >= last:
         return out
-    context = decoder_context(codec)
-    if context is None:
-        t_lo, t_hi = 0, t
-    else:
-        hop = int(codec.hop_length)
-        t_lo = max(0, first // hop - context)
-        t_hi = min(t, -(-last // hop) + context)
+    hop = int(getattr(codec, "hop_length", 0))
+    t_lo, t_hi = _tokens_seen(first, last, t, decoder_context(codec), hop)
     device = codec_device(codec)
     with torch.inference_mode(), _autocast(device, bf16):
         decoded = codec.decode(rows[:, t_lo:t_hi].to(device)).detach().float().cpu()
     audio = decoded.reshape(b, -1).numpy()  # samples from t_lo · hop on
-    offset = t_lo * int(getattr(codec, "hop_length", 0))
+    offset = t_lo * hop
     piece = audio[:, first - offset : last - offset]
     out[:, first - lo : first - lo + piece.shape[1]] = piece
     return out
@@ -212,45 +207,41 @@ def decode_distinct(
     b, t = rows.shape
     out = np.zeros((b, hi - lo), dtype=np.float32)
     context, hop = decoder_context(codec), int(getattr(codec, "hop_length", 0))
-    pieces = [(lo, hi)]
-    if context is not None and hi - lo > piece_tokens * hop:
-        cuts = range(lo - lo % hop + piece_tokens * hop, hi, piece_tokens * hop)
-        bounds = [lo, *cuts, hi]
-        split = list(pairwise(bounds))
-        if _decode_cost(rows, split, context, hop) < _decode_cost(rows, pieces, context, hop):
-            pieces = split
     keys = rows.cpu().numpy()
-    for p_lo, p_hi in pieces:
+
+    def distinct(p_lo: int, p_hi: int) -> tuple[int, int, np.ndarray, np.ndarray, int]:
+        """A piece with its distinct rows (first index of each, the inverse) and the
+        token-rows decoding them costs."""
         t_lo, t_hi = _tokens_seen(p_lo, p_hi, t, context, hop)
         _, first, inverse = np.unique(
             keys[:, t_lo:t_hi], axis=0, return_index=True, return_inverse=True
         )
-        distinct = rows[torch.from_numpy(first)]
+        return p_lo, p_hi, first, inverse.reshape(-1), len(first) * max(0, t_hi - t_lo)
+
+    pieces = [distinct(lo, hi)]
+    if context is not None and hi - lo > piece_tokens * hop:
+        cuts = range(lo - lo % hop + piece_tokens * hop, hi, piece_tokens * hop)
+        split = [distinct(p_lo, p_hi) for p_lo, p_hi in pairwise([lo, *cuts, hi])]
+        if sum(piece[-1] for piece in split) < pieces[0][-1]:
+            pieces = split
+    for p_lo, p_hi, first, inverse, _ in pieces:
+        distinct_rows = rows[torch.from_numpy(first)]
         audio = np.concatenate(
             [
-                decode_span(codec, distinct[i : i + DECODE_ROWS], p_lo, p_hi, length, bf16)
-                for i in range(0, len(distinct), DECODE_ROWS)
+                decode_span(codec, distinct_rows[i : i + DECODE_ROWS], p_lo, p_hi, length, bf16)
+                for i in range(0, len(distinct_rows), DECODE_ROWS)
             ]
         )
-        out[:, p_lo - lo : p_hi - lo] = audio[inverse.reshape(-1)]
+        out[:, p_lo - lo : p_hi - lo] = audio[inverse]
     return out
 
 
 def _tokens_seen(lo: int, hi: int, tokens: int, context: int | None, hop: int) -> tuple[int, int]:
-    """The tokens [t_lo, t_hi) that samples [lo, hi) depend on (all of them without a
-    context)."""
+    """The tokens [t_lo, t_hi) that samples [lo, hi) depend on, with the decoder's context
+    (all of them for a codec without one)."""
     if context is None:
         return 0, tokens
     return max(0, lo // hop - context), min(tokens, -(-hi // hop) + context)
-
-
-def _decode_cost(rows: torch.Tensor, pieces: list[tuple[int, int]], context: int, hop: int) -> int:
-    """Token-rows decoded for these pieces, each decoding its distinct rows."""
-    cost = 0
-    for lo, hi in pieces:
-        t_lo, t_hi = _tokens_seen(lo, hi, rows.shape[1], context, hop)
-        cost += len(torch.unique(rows[:, t_lo:t_hi], dim=0)) * max(0, t_hi - t_lo)
-    return cost
 
 
 def _autocast(device: torch.device, bf16: bool) -> AbstractContextManager[object]:
