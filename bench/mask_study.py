@@ -266,7 +266,7 @@ def main() -> None:
     d.add_argument("--method", required=True)
     d.add_argument("--sources", type=int, default=2)
     d.add_argument("--corpus", required=True)
-    d.add_argument("--split", default="valid", choices=["valid", "test"])
+    d.add_argument("--split", default="valid", choices=["train", "valid", "test"])
     d.add_argument("--chunks", type=int, default=32)
     d.add_argument("--candidates", type=int, default=16)
     d.add_argument("--level-db", type=float, default=0.0)

@@ -97,6 +97,48 @@ def test_rows_for_the_tiny_bundles(tiny_bundles) -> None:
     assert again[0].key != cases[0].key and again[1].key == cases[5].key
 
 
+def test_a_method_s_mask_gains_change_its_own_row_only(tiny_bundles, tmp_path) -> None:
+    """Gains fitted for mlass-pe on three sources make that row a new one for the cache and
+    leave every other row (and the bundle's identity: the manifest file's sha256 while it
+    has no gains, as before gains existed) as it was; rows without gains ignore them."""
+    import shutil
+
+    import numpy as np
+
+    from latsep.bundle import set_mask_gains
+    from latsep.bundle.manifest import sha256_of
+    from latsep.evaluation.runner import bundle_identity
+    from latsep.models.separation.band_gains import BandGains
+
+    shutil.copytree(tiny_bundles, tmp_path / "tiny")
+    plain = tmp_path / "tiny" / "plain"
+
+    def keys(mask_gains: bool = True) -> tuple[list[tuple], str]:
+        bundles = [load_bundle(tmp_path / "tiny" / n, "cpu") for n in ("lq", "plain")]
+        ids = {b.name: bundle_identity(b) for b in bundles}
+        cases, _ = plan_cases(
+            bundles,
+            methods=None,
+            source_counts=(2, 3),
+            overrides=Overrides(),
+            identity={},
+            bundle_ids=ids,
+            mask_gains=mask_gains,
+        )
+        return [(c.kind, c.method, c.num_sources, c.key) for c in cases], ids["plain"]
+
+    before, plain_id = keys()
+    assert plain_id == sha256_of(plain / "manifest.json")  # earlier runs' rows stay valid
+    three = ("bass", "drums", "other")
+    gains = BandGains((100.0, 200.0), np.arange(9.0).reshape(3, 3)).to_manifest(three)
+    set_mask_gains(plain, "mlass-pe:bass+drums+other", gains)
+    after, plain_id_after = keys()
+    assert plain_id_after == plain_id != sha256_of(plain / "manifest.json")
+    changed = [a[:3] for a, b in zip(after, before, strict=True) if a != b]
+    assert changed == [("method", "mlass-pe", 3)]
+    assert keys(mask_gains=False)[0] == before
+
+
 def test_markdown_table_has_one_row_per_row() -> None:
     def scores(kind: str) -> dict:
         metrics = ["sdr", "si_sdr"]

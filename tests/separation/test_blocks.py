@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from latsep.audio.io import Upload
+from latsep.evaluation.mask_gains import gain_sample
 from latsep.models.codec import Codec, CodecConfig
 from latsep.models.separation import (
     apply_masks,
@@ -20,15 +21,15 @@ from latsep.models.separation import (
     wiener_stems,
 )
 from latsep.models.separation import pipeline as waveform
+from latsep.models.separation.band_gains import BandGains
 from latsep.models.separation.consistency import SiSdrSums
 from latsep.models.separation.hpss import MaskPrior
 from latsep.models.separation.masks import (
     SMOOTH_FRAMES,
     MaskGrid,
     StftGrid,
+    consensus_power,
     masks_from_power,
-    segment_power,
-    smooth_over_time,
 )
 from latsep.models.separation.result import Separation
 
@@ -153,14 +154,42 @@ def _whole_ensemble_stems(problem, result, smoothing, weights=None) -> np.ndarra
     masks on the mixture."""
     codec, mixture, _, _ = problem
     decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain  # (C, N, L)
-    grid = StftGrid.covering(len(mixture), RATE)
-    lo, hi = grid.span(0, grid.frames)
-    padded = np.zeros((*decoded.shape[:2], hi - lo), np.float32)
-    padded[..., -lo : -lo + len(mixture)] = decoded
-    power = smooth_over_time(segment_power(padded, grid), smoothing)
+    power, grid = consensus_power(decoded, RATE, smoothing=smoothing)
     if weights is not None:
         power = power * weights
     return apply_masks(MaskGrid(masks_from_power(power, grid), grid), mixture[None], RATE)[:, 0]
+
+
+@pytest.mark.parametrize("block_frames", [1, 5, 10**6])
+def test_gains_by_band_weigh_each_source_s_power_as_wiener_stems_does(
+    problem, block_frames
+) -> None:
+    """mask_gains: each source's power times its band's gain before the masks, block by block,
+    after the prior and the time averages — the stems `wiener_stems` makes of every candidate
+    with the same settings (the power `latsep bundle fit-mask-gains` fits on)."""
+    codec, mixture, _, _ = problem
+    percussive, smoothing = (False, True, False), (7, 1, 3)
+    gains = BandGains((300.0, 2000.0), np.array([[6.0, -3.0, 0.0], [0.0, 3.0, -9.0], [-6, 0, 9]]))
+    kw = {"percussive": percussive, "smoothing": smoothing}
+    result = separate(problem, "ensemble", block_frames, mask_gains=gains, **kw)
+    decoded = decode_tokens(codec, result.tokens, len(mixture)) / result.input_gain
+    expected = wiener_stems(mixture, decoded, mask_gains=gains, **kw)
+    np.testing.assert_allclose(result.stems, expected, atol=1e-5)
+    np.testing.assert_allclose(result.stems.sum(0), mixture, atol=1e-5)
+    plain = separate(problem, "ensemble", block_frames, **kw)
+    assert np.abs(result.stems - plain.stems).max() > 1e-3  # the gains moved the stems
+    equal = BandGains((300.0, 2000.0), np.full((3, 3), 4.0))  # the same for every source
+    same = separate(problem, "ensemble", block_frames, mask_gains=equal, **kw)
+    np.testing.assert_allclose(same.stems, plain.stems, atol=1e-5)
+    # the power the gains are fitted on (`fit-mask-gains`) is the one they weigh here
+    sample, grid = gain_sample(
+        decoded, np.zeros_like(decoded[0]) + mixture / 3, smoothing, percussive
+    )
+    masks = MaskGrid(masks_from_power(sample.power, grid, gains.weights(grid)), grid)
+    np.testing.assert_allclose(apply_masks(masks, mixture[None], RATE)[:, 0], expected, atol=1e-5)
+    two_sources = BandGains((300.0,), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="mask_gains"):
+        separate(problem, "ensemble", block_frames, mask_gains=two_sources)
 
 
 @pytest.mark.parametrize("block_frames", [1, 5, 10**6])

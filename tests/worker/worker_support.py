@@ -60,6 +60,9 @@ class ToyBundle:
     def views(self, method: str, sources: Sequence[str]) -> tuple:
         return ()  # no band views
 
+    def mask_gains(self, method: str, sources: Sequence[str]) -> None:
+        return None  # no gains on the masks' power
+
     def max_sources(self, method: str) -> int:
         return max(len(s) for s in self.source_sets(method))
 

@@ -9,6 +9,7 @@ from latsep.bundle.store import (
     load_bundle,
     save_bundle,
     set_likelihood,
+    set_mask_gains,
     set_separation_defaults,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "load_bundles",
     "save_bundle",
     "set_likelihood",
+    "set_mask_gains",
     "set_separation_defaults",
 ]

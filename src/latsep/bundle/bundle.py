@@ -15,12 +15,14 @@ from latsep.bundle.manifest import (
     PAIR_TABLE,
     VIEW_PREFIX,
     BundleError,
+    split_gains_name,
     split_table_name,
 )
 from latsep.methods import LATENT_METHODS, METHOD_TABLE
 from latsep.models.codec import Codec
 from latsep.models.likelihood import Backoff
 from latsep.models.prior.transformer import TransformerPrior
+from latsep.models.separation.band_gains import BandGains
 from latsep.models.separation.observation import NOMINAL_STEM_DBFS
 from latsep.models.separation.registry import MODELS, Tables, marginal_in_order
 from latsep.models.separation.views import MixtureView, ViewFilter
@@ -225,6 +227,15 @@ class Bundle:
                 found.append(MixtureView(name, band, table, float(weight)))
         self._cache[key] = tuple(found)
         return self._cache[key]
+
+    def mask_gains(self, method: str, sources: Sequence[str]) -> BandGains | None:
+        """The gains by band on the masks' power fitted for `method` on this set of
+        sources (`latsep bundle fit-mask-gains`), in the given order; None when none were."""
+        for name, entry in self.manifest.get("mask_gains", {}).items():
+            fitted_for, stored = split_gains_name(name)
+            if fitted_for == method and sorted(stored) == sorted(sources):
+                return BandGains.from_manifest(entry, sources)
+        return None
 
     def _table_keys(self) -> list[tuple[str, tuple[str, ...]]]:
         return [split_table_name(name) for name in self.manifest["tables"]]

@@ -12,11 +12,13 @@ tables as compressed npz of the smallest integer types that hold them and weight
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from latsep.bundle.defaults import check_separation_defaults
 from latsep.methods import METHOD_TABLE, METHODS_BY_CODEC
+from latsep.models.separation.band_gains import BandGains
 
 FORMAT = "latsep-bundle"
 FORMAT_VERSION = 2
@@ -53,6 +55,19 @@ def split_table_name(name: str) -> tuple[str, tuple[str, ...]]:
     if not sep or not known or len(sources) < 2 or "" in sources:
         raise BundleError(f"malformed table name {name!r}")
     return kind, sources
+
+
+def gains_name(method: str, sources: Sequence[str]) -> str:
+    """The manifest key of a method's mask gains for a set of sources: "mlass-bp:a+b+c"."""
+    return f"{method}:{'+'.join(sources)}"
+
+
+def split_gains_name(name: str) -> tuple[str, tuple[str, ...]]:
+    method, sep, rest = name.partition(":")
+    sources = tuple(rest.split("+")) if rest else ()
+    if not sep or method not in METHOD_TABLE or len(sources) < 2 or "" in sources:
+        raise BundleError(f"malformed mask gains name {name!r}")
+    return method, sources
 
 
 def view_name(kind: str) -> str | None:
@@ -117,6 +132,7 @@ def validate_manifest(manifest: Any, root: Path, *, sample_rate: int | None) -> 
         if not set(table_sources) <= set(sources):
             raise BundleError(f"{where}: table {name!r} names a source the bundle lacks")
     check_view_tables(manifest, where)
+    check_mask_gains(manifest, where)
     expected = served_methods(kind, list(manifest["tables"]))
     unknown = set(manifest["methods"]) - set(expected)
     if unknown:
@@ -151,6 +167,26 @@ def listed_files(manifest: dict[str, Any]) -> set[str]:
     """The files a manifest's codec, priors and tables name (what its hashes must cover)."""
     names = {CODEC_FILE, *(prior_file(s) for s in manifest["sources"])}
     return names | {table_file(t, manifest["format_version"]) for t in manifest["tables"]}
+
+
+def check_mask_gains(manifest: dict[str, Any], where: str) -> None:
+    """Every entry of mask_gains names a served method and the bundle's sources, with a
+    row of finite gains per source for its bands (`band_gains.BandGains`)."""
+    entries = manifest.get("mask_gains", {})
+    if not isinstance(entries, dict):
+        raise BundleError(f"{where}: mask_gains must be an object")
+    fitted: set[tuple[str, frozenset[str]]] = set()
+    for name, entry in entries.items():
+        method, sources = split_gains_name(name)
+        if method not in manifest["methods"] or not set(sources) <= set(manifest["sources"]):
+            raise BundleError(f"{where}: mask gains {name!r} are for what the bundle lacks")
+        if (method, frozenset(sources)) in fitted:  # two orders of one set
+            raise BundleError(f"{where}: mask gains for {method} on {sorted(sources)} twice")
+        fitted.add((method, frozenset(sources)))
+        try:
+            BandGains.from_manifest(entry, sources)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{where}: mask gains {name!r}: {exc}") from exc
 
 
 def check_view_tables(manifest: dict[str, Any], where: str) -> None:

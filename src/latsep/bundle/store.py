@@ -29,6 +29,7 @@ from latsep.bundle.manifest import (
     prior_file,
     served_methods,
     sha256_of,
+    split_gains_name,
     split_table_name,
     table_file,
     table_shape,
@@ -273,10 +274,7 @@ def set_separation_defaults(
     except ValueError as exc:
         raise BundleError(f"bundle {root}: {exc}") from exc
     manifest["separation_defaults"] = checked
-    staging = root / f".{MANIFEST}.tmp"
-    staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    staging.chmod(0o644)
-    os.replace(staging, root / MANIFEST)
+    _write_manifest(root, manifest)
     return dict(checked.get(method, {}))
 
 
@@ -331,11 +329,39 @@ def set_likelihood(
             views[name]["weight"] = weight
         likelihood["views"] = check_views(views)
     manifest["likelihood"] = likelihood
+    _write_manifest(root, manifest)
+    return likelihood
+
+
+def set_mask_gains(path: str | Path, name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Record a method's gains by band on the masks' power for a set of sources (`name`:
+    "method:a+b+c", `entry`: `BandGains.to_manifest`) in a bundle's manifest, replacing any
+    for that set (validated before and after, replaced atomically); returns mask_gains."""
+    root = Path(path)
+    manifest = _read_manifest(root)
+    validate_manifest(manifest, root, sample_rate=None)
+
+    def fitted_for(key: str) -> tuple[str, frozenset[str]]:
+        method, sources = split_gains_name(key)
+        return method, frozenset(sources)
+
+    gains = {
+        key: value
+        for key, value in manifest.get("mask_gains", {}).items()
+        if fitted_for(key) != fitted_for(name)
+    }
+    gains[name] = dict(entry)
+    manifest["mask_gains"] = gains
+    validate_manifest(manifest, root, sample_rate=None)
+    _write_manifest(root, manifest)
+    return gains
+
+
+def _write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
     staging = root / f".{MANIFEST}.tmp"
     staging.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     staging.chmod(0o644)
     os.replace(staging, root / MANIFEST)
-    return likelihood
 
 
 def check_views(

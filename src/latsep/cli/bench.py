@@ -91,6 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="one 5-frame average of every source's power before the masks instead of 15 "
         "frames for steady sources and 3 for drums (its ablation)",
     )
+    parser.add_argument(
+        "--no-mask-gains",
+        action="store_true",
+        help="no gains by frequency band on each source's power before the masks (the "
+        "bundle's, `latsep bundle fit-mask-gains`; their ablation)",
+    )
     parser.add_argument("--quick", action="store_true", help="4 chunks: a smoke run")
     parser.set_defaults(handler=run)
 
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         views=not args.no_views,
         hpss_masks=not args.no_hpss_masks,
         source_smoothing=not args.no_source_smoothing,
+        mask_gains=not args.no_mask_gains,
     )
     began = time.perf_counter()
     try:

@@ -1,6 +1,6 @@
-"""`latsep bundle show | set-defaults | set-likelihood | fit-latent-sigma | add-views
-BUNDLE_DIR`: inspect a bundle, record tuned defaults and likelihood settings, count band
-views of the mixture into it.
+"""`latsep bundle show | set-defaults | set-likelihood | fit-latent-sigma | add-views |
+fit-mask-gains BUNDLE_DIR`: inspect a bundle, record tuned defaults and likelihood settings,
+count band views of the mixture into it, fit a method's gains by band on its masks' power.
 
 set-defaults writes per-method separation defaults into the bundle's manifest (merged
 into what is there; --unset drops fields). Requests that leave an option out get them:
@@ -141,6 +141,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     views.add_argument("--seed", type=int, default=0)
     views.set_defaults(handler=run_add_views)
 
+    gains = actions.add_parser(
+        "fit-mask-gains",
+        help="fit a method's gains by frequency band on each source's power before the masks, "
+        "on chunks of the valid split separated with the bundle's defaults, and record them",
+    )
+    gains.add_argument("bundle_dir", type=Path)
+    gains.add_argument("--corpus", type=Path, required=True)
+    gains.add_argument("--method", required=True, choices=METHODS)
+    gains.add_argument(
+        "--sources", help="comma-separated (default: all the bundle's sources, in its order)"
+    )
+    gains.add_argument("--chunks", type=int, default=64, help="3-s chunks (64)")
+    gains.add_argument(
+        "--split",
+        choices=("valid", "train"),
+        default="valid",
+        help="valid (default): songs the models never saw, whose candidates err as uploads' "
+        "do; the models fit their train split, so gains fitted there do not carry over",
+    )
+    gains.add_argument("--seed", type=int, default=0)
+    gains.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    gains.set_defaults(handler=run_fit_mask_gains)
+
 
 def run_show(args: argparse.Namespace) -> int:
     from latsep.bundle import BundleError
@@ -166,6 +189,7 @@ def run_show(args: argparse.Namespace) -> int:
         "weights": manifest.get("weights", {"dtype": "float32"}),
         "separation_defaults": manifest.get("separation_defaults", {}),
         "likelihood": manifest.get("likelihood", {}),
+        "mask_gains": sorted(manifest.get("mask_gains", {})),
         "bytes": {"total": sum(files.values()), **files},
     }
     print(json.dumps(summary, indent=2))
@@ -278,3 +302,40 @@ def _view_weight(text: str) -> float | dict[str, float]:
     if "=" not in text:
         return float(text)
     return {m: float(w) for m, w in (part.split("=", 1) for part in text.split(","))}
+
+
+def run_fit_mask_gains(args: argparse.Namespace) -> int:
+    import torch
+
+    from latsep.bundle import BundleError, load_bundle, set_mask_gains
+    from latsep.bundle.manifest import gains_name
+    from latsep.evaluation.mask_gains import fit_mask_gains, fitted_on
+
+    torch.set_num_threads(args.threads)
+    try:
+        bundle = load_bundle(args.bundle_dir, device="cpu")
+        names = args.sources.split(",") if args.sources else bundle.sources
+        sources = bundle.canonical_order(args.method, names)
+        fitted = fit_mask_gains(
+            bundle,
+            args.method,
+            sources,
+            args.corpus,
+            chunks=args.chunks,
+            split=args.split,
+            seed=args.seed,
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+        entry = fitted.to_manifest(
+            sources,
+            split=args.split,
+            chunks=args.chunks,
+            seed=args.seed,
+            fitted_on=fitted_on(),  # the power they weigh: refit when these change
+        )
+        set_mask_gains(args.bundle_dir, gains_name(args.method, sources), entry)
+    except (BundleError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"bundle": str(args.bundle_dir), "mask_gains": {args.method: entry}}))
+    return 0

@@ -89,11 +89,14 @@ def plan_cases(
     overrides: Overrides,
     identity: Mapping[str, Any],
     bundle_ids: Mapping[str, str],
+    mask_gains: bool = True,
 ) -> tuple[list[Case], list[Skipped]]:
     """Method rows then, per source set that has one, the ceiling and baseline rows.
 
     identity: what every row depends on (corpus, chunk length, seed); bundle_ids: bundle
-    name -> manifest hash, so a retrained bundle does not reuse cached results.
+    name -> manifest hash, so a retrained bundle does not reuse cached results; a method row
+    whose bundle has gains by band for it (`Bundle.mask_gains`; unless mask_gains is False:
+    the rows then equal those of a bundle without them) has them in its key too.
     """
     by_method = served_methods(bundles)
     wanted = list(methods) if methods else list(by_method)
@@ -120,17 +123,19 @@ def plan_cases(
                 skipped.append(Skipped(method, n, str(exc)))
                 continue
             settings = method_settings(method, n, overrides, bundle.separation_defaults(method, n))
-            key = case_key(
-                {
-                    **identity,
-                    "kind": METHOD,
-                    "method": method,
-                    "sources": order,
-                    "bundle": bundle_ids[bundle.name],
-                    "settings": asdict(settings),
-                    "picks": list(PICKS),  # a record scored with fewer picks is stale
-                }
-            )
+            row = {
+                **identity,
+                "kind": METHOD,
+                "method": method,
+                "sources": order,
+                "bundle": bundle_ids[bundle.name],
+                "settings": asdict(settings),
+                "picks": list(PICKS),  # a record scored with fewer picks is stale
+            }
+            gains = bundle.mask_gains(method, order) if mask_gains else None
+            if gains is not None:  # the row's own gains (bundle ids leave every row's out)
+                row["mask_gains"] = gains.to_manifest(order)
+            key = case_key(row)
             cases.append(Case(METHOD, order, key, method, bundle.name, settings))
             used.setdefault(bundle.name, bundle)
         for name in used:

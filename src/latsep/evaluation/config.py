@@ -117,7 +117,8 @@ class BenchConfig:
     # latent_sigma: σ of lqvae's / hybrid's latent term instead of the bundle's (0: none);
     # views False: leave out the band views a bundle counted (their ablation); hpss_masks
     # False: masks without the prior that drums hold the mix's onsets (hpss.MaskPrior);
-    # source_smoothing False: one 5-frame average of every source's power (masks.SMOOTH_FRAMES).
+    # source_smoothing False: one 5-frame average of every source's power (masks.SMOOTH_FRAMES);
+    # mask_gains False: no gains by band on the masks' power (band_gains, the bundle's).
     level_db: float = 0.0
     backoff: float | None = None
     level_norm: bool = True
@@ -125,6 +126,7 @@ class BenchConfig:
     views: bool = True
     hpss_masks: bool = True
     source_smoothing: bool = True
+    mask_gains: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from latsep.bundle import Bundle, find_bundles, load_bundle
-from latsep.bundle.manifest import MANIFEST, sha256_of
+from latsep.bundle.manifest import sha256_of
 from latsep.corpus import Chunk, Corpus, evaluation_chunks
 from latsep.evaluation.aggregate import aggregate
 from latsep.evaluation.cache import ChunkCache, chunk_id
@@ -129,7 +129,7 @@ def run_bench(
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     bundles = [load_bundle(path, device) for path in find_bundles(config.bundles)]
-    bundle_ids = {b.name: sha256_of(b.root / MANIFEST) for b in bundles}
+    bundle_ids = {b.name: bundle_identity(b) for b in bundles}
     by_name = {b.name: b for b in bundles}
     corpus_sha = sha256_of(Path(config.corpus) / "index.json")
     rate = Corpus(config.corpus).sample_rate
@@ -162,6 +162,8 @@ def run_bench(
         overrides=config.overrides,
         identity=identity,
         bundle_ids=bundle_ids,
+        # the Separator leaves the gains out where the power they were fitted on is ablated
+        mask_gains=config.mask_gains and config.hpss_masks and config.source_smoothing,
     )
     cases = _keyed_by_setup(cases, {"threads": config.threads, "device": _device_name(device)})
     for case in cases:
@@ -273,6 +275,15 @@ def _measure(
     return {"scores": score(stems, estimate, case.sources, sample_rate)}, None
 
 
+def bundle_identity(bundle: Bundle) -> str:
+    """The sha256 of the bundle's manifest without its mask gains: a method row's own gains
+    join its identity (`plan_cases`), so fitting one method's gains leaves the other rows'
+    cached results valid. Without gains it is the manifest file's own sha256 (the manifest
+    is written as json.dumps(indent=1), the bundle's save and set-* commands' format)."""
+    kept = {k: v for k, v in bundle.manifest.items() if k != "mask_gains"}
+    return hashlib.sha256((json.dumps(kept, indent=1) + "\n").encode()).hexdigest()
+
+
 def _separator(
     case: Case, bundles: dict[str, Bundle], config: BenchConfig, separate: SeparateFn
 ) -> Separator:
@@ -287,6 +298,7 @@ def _separator(
         views=config.views,
         hpss_masks=config.hpss_masks,
         source_smoothing=config.source_smoothing,
+        mask_gains=config.mask_gains,
         separate=separate,
     )
 

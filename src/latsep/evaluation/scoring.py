@@ -63,7 +63,11 @@ def run_method(
     # float32 rounding of raw_stems).
     raw = np.asarray(result.raw_stems, np.float64)
     chosen = wiener_stems(
-        mixture, raw, percussive=separator.percussive, smoothing=separator.smoothing
+        mixture,
+        raw,
+        percussive=separator.percussive,
+        smoothing=separator.smoothing,
+        mask_gains=separator.mask_gains,
     )
     oracle = separator.candidate_stems(result, int(result.oracle_index), mixture, masks=False)
     picks = {

@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from latsep.audio import SAMPLE_RATE
+from latsep.models.separation.band_gains import BandGains
 from latsep.models.separation.hpss import MASK_EXPONENT, MaskPrior
 from latsep.models.separation.masks import (
     SMOOTH_FRAMES,
+    MaskGrid,
     Smoothing,
     StftGrid,
     apply_masks,
-    estimate_masks,
+    consensus_power,
+    masks_from_power,
 )
 
 _EPS = 1e-12
@@ -46,26 +50,45 @@ def wiener_stems(
     percussive: Sequence[bool] = (),
     mask_prior: float = MASK_EXPONENT,
     smoothing: Smoothing = SMOOTH_FRAMES,
+    mask_gains: BandGains | None = None,
 ) -> np.ndarray:
     """Stems that sum to the mixture: soft masks from the estimates applied to the mixture.
 
-    M_i = P_i / Σ_j P_j on an STFT (`estimate_masks`: P_i from one candidate's power, or
-    from several candidates' consensus; uniform 1/N where every estimate is silent);
+    M_i = P_i / Σ_j P_j on an STFT (`mask_power`: P_i from one candidate's power, or from
+    several candidates' consensus; uniform 1/N where every estimate is silent);
     stems = iSTFT(M_i · Y). The masks sum to 1 and the iSTFT is linear, so Σ_i stems = y up
     to float error, and the stems keep the mixture's phase and detail.
     estimates (N, L): one candidate; (C, N, L): several. mixture (L,) -> (N, L) float32.
-    percussive, mask_prior, smoothing: the masks' prior and the power's time average, as
-    the service's (`separate_waveform`).
+    percussive, mask_prior, smoothing, mask_gains: the masks' prior, the power's time
+    average and its gains by band, as the service's (`separate_waveform`).
     """
-    # Masks and mixture share one rate, so the grid's row for the band above the models'
-    # Nyquist is never read: any rate gives the same stems.
-    rate = SAMPLE_RATE
+    power, stft = mask_power(
+        mixture, estimates, n_fft, hop_length, percussive, mask_prior, smoothing
+    )
+    gains = None if mask_gains is None else mask_gains.weights(stft)
+    grid = MaskGrid(masks_from_power(power, stft, gains), stft)
+    return apply_masks(grid, np.asarray(mixture, np.float32)[None], stft.sample_rate)[:, 0]
+
+
+def mask_power(
+    mixture: np.ndarray,
+    estimates: np.ndarray,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    percussive: Sequence[bool] = (),
+    mask_prior: float = MASK_EXPONENT,
+    smoothing: Smoothing = SMOOTH_FRAMES,
+) -> tuple[torch.Tensor, StftGrid]:
+    """Each source's power (N, F, T) as the masks weigh it before any gains by band — the
+    estimates' (consensus) power averaged over `smoothing`, times the masks' prior — and its
+    grid, at the models' rate (the gains' bands are in Hz at that rate; `load_bundle` holds
+    every bundle to it). What `latsep bundle fit-mask-gains` fits the gains on."""
     candidates = np.asarray(estimates, np.float32)
-    stft = StftGrid.covering(candidates.shape[-1], rate, n_fft, hop_length)
+    power, stft = consensus_power(candidates, SAMPLE_RATE, n_fft, hop_length, smoothing)
     prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
-    weights = None if prior is None else prior.weights(0, stft.frames)
-    grid = estimate_masks(candidates, rate, n_fft, hop_length, weights, smoothing)
-    return apply_masks(grid, np.asarray(mixture, np.float32)[None], rate)[:, 0]
+    if prior is not None:
+        power = power * prior.weights(0, stft.frames)
+    return power, stft
 
 
 class SiSdrSums:

@@ -177,17 +177,44 @@ class TimeSmoother:
         return ready
 
 
-def masks_from_power(power: torch.Tensor, stft: StftGrid) -> np.ndarray:
+def masks_from_power(
+    power: torch.Tensor, stft: StftGrid, gains: torch.Tensor | None = None
+) -> np.ndarray:
     """The masks M_i = P_i / Σ_j P_j (N, F + 1, T') float32, with the top-band row; uniform
-    1/N where every source is silent."""
+    1/N where every source is silent. gains (N, F, 1) multiply each source's power by bin
+    (`band_gains`); the top-band row is made of the power before them: they were fitted
+    below the models' Nyquist, and nothing measured them above it."""
     n = power.shape[0]
     freqs = torch.arange(power.shape[1]) * (stft.sample_rate / stft.n_fft)
     nyquist = stft.sample_rate / 2
     top = (freqs >= TOP_BAND[0] * nyquist) & (freqs <= TOP_BAND[1] * nyquist)
-    power = torch.cat([power, power[:, top].sum(1, keepdim=True)], 1)  # (N, F + 1, T')
+    above = power[:, top].sum(1, keepdim=True)
+    if gains is not None:
+        power = power * gains
+    power = torch.cat([power, above], 1)  # (N, F + 1, T')
     total = power.sum(0, keepdim=True)
     masks = torch.where(total > _EPS, power / total.clamp(min=_EPS), 1.0 / n)
     return masks.numpy().astype(np.float32, copy=False)
+
+
+def consensus_power(
+    estimates: np.ndarray,
+    sample_rate: int,
+    n_fft: int = 1024,
+    hop_length: int = 256,
+    smoothing: Smoothing = SMOOTH_FRAMES,
+) -> tuple[torch.Tensor, StftGrid]:
+    """Whole decoded sources' power on their grid: (N, L) one candidate, or (C, N, L)
+    several (their consensus: `segment_power`), averaged over `smoothing` frames -> power
+    (N, F, T) float32 and the grid (`StftGrid.covering`)."""
+    candidates = np.asarray(estimates, dtype=np.float32)
+    if candidates.ndim == 2:
+        candidates = candidates[None]
+    stft = StftGrid.covering(candidates.shape[-1], sample_rate, n_fft, hop_length)
+    lo, hi = stft.span(0, stft.frames)
+    padded = np.zeros((*candidates.shape[:2], hi - lo), dtype=np.float32)
+    padded[..., -lo : -lo + stft.length] = candidates
+    return smooth_over_time(segment_power(padded, stft), smoothing), stft
 
 
 def estimate_masks(
@@ -197,22 +224,22 @@ def estimate_masks(
     hop_length: int = 256,
     weights: torch.Tensor | None = None,
     smoothing: Smoothing = SMOOTH_FRAMES,
+    gains: torch.Tensor | None = None,
 ) -> MaskGrid:
-    """Masks from whole decoded sources: (N, L) one candidate, or (C, N, L) several (their
-    consensus: `segment_power`, averaged over `smoothing` frames); uniform 1/N where all are
-    silent. weights (N, F, T) on the grid (`StftGrid.covering`) multiply each source's power
-    first (`hpss.MaskPrior`)."""
-    candidates = np.asarray(estimates, dtype=np.float32)
-    if candidates.ndim == 2:
-        candidates = candidates[None]
-    stft = StftGrid.covering(candidates.shape[-1], sample_rate, n_fft, hop_length)
-    lo, hi = stft.span(0, stft.frames)
-    padded = np.zeros((*candidates.shape[:2], hi - lo), dtype=np.float32)
-    padded[..., -lo : -lo + stft.length] = candidates
-    power = smooth_over_time(segment_power(padded, stft), smoothing)
+    """Masks from whole decoded sources (`consensus_power`); uniform 1/N where all are
+    silent. weights (N, F, T) on the grid multiply each source's power first
+    (`hpss.MaskPrior`), then gains (N, F, 1) by bin (`masks_from_power`)."""
+    power, stft = consensus_power(estimates, sample_rate, n_fft, hop_length, smoothing)
     if weights is not None:
         power = power * weights
-    return MaskGrid(masks_from_power(power, stft), stft)
+    return MaskGrid(masks_from_power(power, stft, gains), stft)
+
+
+def grid_stft(signals: np.ndarray, stft: StftGrid) -> torch.Tensor:
+    """Complex STFT (..., F, T) of signals (..., L) on the grid (centred frames, zeros
+    outside): the frames the masks are made on."""
+    x = torch.as_tensor(np.ascontiguousarray(signals, np.float32))
+    return _stft(x, stft.n_fft, stft.hop_length, torch.hann_window(stft.n_fft))
 
 
 def upload_stft_size(stft: StftGrid, sample_rate: int) -> tuple[int, int]:

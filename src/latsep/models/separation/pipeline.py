@@ -20,6 +20,7 @@ import torch
 from latsep.audio import SAMPLE_RATE, resample
 from latsep.audio.io import Upload
 from latsep.models.prior.protocol import Prior
+from latsep.models.separation.band_gains import BandGains
 from latsep.models.separation.blocks import (
     BLOCK_FRAMES,
     CandidateScores,
@@ -157,6 +158,7 @@ def separate_waveform(
     percussive: Sequence[bool] = (),
     mask_prior: float = MASK_EXPONENT,
     smoothing: Smoothing = SMOOTH_FRAMES,
+    mask_gains: BandGains | None = None,
 ) -> WaveformSeparation:
     """Separate a mixture (L,) — the plain sum of the sources — into N stems (N, L).
 
@@ -190,6 +192,8 @@ def separate_waveform(
     () or 0: no prior).
     smoothing: the frames each source's power is averaged over before the masks, one
     window for all or one per source (`masks.smoothing_for`).
+    mask_gains: each source's power times a gain per frequency band before the masks,
+    fitted where the stems are known (`band_gains`; the bundle's for this method and sources).
     progress(fraction 0..1) follows the token steps (to 0.8), the candidates' decoding (to
     0.95) and the masks; stages(name, done, total) says where, before each progress call:
     "separating" (tokens), "decoding stems" (blocks), "masking" (blocks).
@@ -252,7 +256,10 @@ def separate_waveform(
         raise ValueError(f"smoothing gives {len(smoothing)} windows for {n} sources")
     prior = MaskPrior.for_sources(mixture, stft, percussive, mask_prior)
     frames = block_frames_for(codec, stft, block_frames)
-    decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior, smoothing)
+    if mask_gains is not None and len(mask_gains.gains_db) != n:
+        raise ValueError(f"mask_gains has {len(mask_gains.gains_db)} sources, not {n}")
+    gains = mask_gains.weights(stft) if mask_gains is not None else None
+    decoded = _Decoder(codec, gain, stft, frames, codec_bf16, prior, smoothing, gains)
     ranking = CandidateScores(mixture, tokens.shape[0], references)
     # One pass over every candidate: scores and, for "ensemble", the masks.
     only_block = decoded.run(tokens, report, ranking, targets if consistency == "ensemble" else {})
@@ -360,6 +367,7 @@ class _Decoder:
     bf16: bool
     prior: MaskPrior | None = None
     smoothing: Smoothing = SMOOTH_FRAMES
+    gains: torch.Tensor | None = None  # (N, F, 1) on each source's power (band_gains)
 
     def run(
         self,
@@ -390,7 +398,7 @@ class _Decoder:
                 if self.prior is not None:
                     power = power * self.prior.weights(masked, masked + power.shape[2])
                 masked += power.shape[2]
-                masks = masks_from_power(power, self.stft)
+                masks = masks_from_power(power, self.stft, self.gains)
                 for target in targets.values():
                     target.add(masks)
         if len(blocks) > 1:

@@ -31,7 +31,9 @@ class Separator:
     views False leaves out the band views the bundle counted for these sources, hpss_masks
     False the masks' prior that drums hold the mix's onsets (`hpss.MaskPrior`),
     source_smoothing False one time average (5 frames) for every source's power instead of a
-    long one for steady sources and a short one for drums (`masks.smoothing_for`) (ablations);
+    long one for steady sources and a short one for drums (`masks.smoothing_for`), mask_gains
+    False no gains by frequency band on the power (`band_gains`, the bundle's; also off with
+    either of the two before, whose power they were fitted on) (ablations);
     `separate` is the waveform separation to call (tests pass a fake).
     """
 
@@ -47,6 +49,7 @@ class Separator:
         views: bool = True,
         hpss_masks: bool = True,
         source_smoothing: bool = True,
+        mask_gains: bool = True,
         separate: SeparateFn = separate_waveform,
     ) -> None:
         self.method = method
@@ -64,6 +67,13 @@ class Separator:
         self.percussive = percussive if hpss_masks else ()
         # steady sources' power averaged over longer than drums'
         self.smoothing: Smoothing = smoothing_for(percussive) if source_smoothing else SMOOTH_FRAMES
+        # each source's power times a gain per band, fitted on the valid split (or None);
+        # they were fitted on the power the prior and the per-source averages make, so the
+        # ablations of those leave them out too
+        fitted_power = hpss_masks and source_smoothing
+        self.mask_gains = (
+            bundle.mask_gains(method, self.sources) if mask_gains and fitted_power else None
+        )
         self._separate = separate
 
     def separate(
@@ -99,6 +109,7 @@ class Separator:
             **({"views": self.views} if self.views else {}),
             **({"percussive": self.percussive} if self.percussive else {}),
             **({"smoothing": self.smoothing} if self.smoothing != SMOOTH_FRAMES else {}),
+            **({"mask_gains": self.mask_gains} if self.mask_gains is not None else {}),
         )
 
     def candidate_stems(
@@ -120,5 +131,6 @@ class Separator:
             raw,
             percussive=self.percussive,
             smoothing=self.smoothing,
+            mask_gains=self.mask_gains,
         )
         return np.asarray(stems, np.float64)
