@@ -37,6 +37,7 @@ def test_undecodable_uploads_say_why_without_object_reprs(app_client: TestClient
     message = response.json()["error"]["message"]
     assert message.startswith("file: not a readable audio file")
     assert_clean(message)
+    assert "/tmp" not in message and "latsep-" not in message  # no server-side temp path
 
 
 def _free_port() -> int:

@@ -42,7 +42,7 @@ def probe(source: str | Path | bytes) -> Probe:
     with _as_path(source) as path:
         command = ["ffprobe", "-v", "error", "-select_streams", "a:0", "-of", "json"]
         command += ["-show_entries", "stream=sample_rate,channels,duration:format=duration"]
-        done = _run([*command, path])
+        done = _run([*command, path], path)
     try:
         info = json.loads(done.stdout or b"{}")
         stream = info["streams"][0]
@@ -66,7 +66,7 @@ def decode(source: str | Path | bytes, found: Probe, max_seconds: float) -> tupl
         command = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-vn"]
         command += ["-t", f"{max_seconds + 1.0:.3f}", "-f", "f32le", "-acodec", "pcm_f32le"]
         command += ["-ac", str(found.channels), "-ar", str(found.sample_rate), "pipe:1"]
-        done = _run(command)
+        done = _run(command, path)
     samples = np.frombuffer(done.stdout, dtype="<f4")
     frames = samples.size // found.channels
     if frames / found.sample_rate > max_seconds:
@@ -75,14 +75,17 @@ def decode(source: str | Path | bytes, found: Probe, max_seconds: float) -> tupl
     return np.ascontiguousarray(audio, dtype=np.float32), found.sample_rate
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess[bytes]:
+def _run(command: list[str], path: str) -> subprocess.CompletedProcess[bytes]:
+    """The command's result; UndecodableAudio with ffmpeg's last error line, in which the
+    input's path (a temp file of the server's for an upload) is replaced by "input"."""
     try:
         done = subprocess.run(command, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UndecodableAudio(f"not a readable audio file: {type(exc).__name__}") from exc
     if done.returncode != 0:
         reason = done.stderr.decode(errors="replace").strip().splitlines()
-        text = reason[-1] if reason else f"exit status {done.returncode}"
+        last = reason[-1].replace(path, "input") if reason else None
+        text = last or f"exit status {done.returncode}"
         raise UndecodableAudio(f"not a readable audio file: {text[:200]}")
     return done
 
