@@ -15,7 +15,7 @@ from latsep.bundle.manifest import (
     PAIR_TABLE,
     VIEW_PREFIX,
     BundleError,
-    split_gains_name,
+    gains_set,
     split_table_name,
 )
 from latsep.methods import LATENT_METHODS, METHOD_TABLE
@@ -232,8 +232,7 @@ class Bundle:
         """The gains by band on the masks' power fitted for `method` on this set of
         sources (`latsep bundle fit-mask-gains`), in the given order; None when none were."""
         for name, entry in self.manifest.get("mask_gains", {}).items():
-            fitted_for, stored = split_gains_name(name)
-            if fitted_for == method and sorted(stored) == sorted(sources):
+            if gains_set(name) == (method, frozenset(sources)):
                 return BandGains.from_manifest(entry, sources)
         return None
 

@@ -70,6 +70,12 @@ def split_gains_name(name: str) -> tuple[str, tuple[str, ...]]:
     return method, sources
 
 
+def gains_set(name: str) -> tuple[str, frozenset[str]]:
+    """What a mask gains entry is for, whatever the order of its sources: (method, set)."""
+    method, sources = split_gains_name(name)
+    return method, frozenset(sources)
+
+
 def view_name(kind: str) -> str | None:
     """The view a table kind holds ("view-low" → "low"), None for any other kind."""
     name = kind.removeprefix(VIEW_PREFIX)
@@ -180,9 +186,9 @@ def check_mask_gains(manifest: dict[str, Any], where: str) -> None:
         method, sources = split_gains_name(name)
         if method not in manifest["methods"] or not set(sources) <= set(manifest["sources"]):
             raise BundleError(f"{where}: mask gains {name!r} are for what the bundle lacks")
-        if (method, frozenset(sources)) in fitted:  # two orders of one set
+        if gains_set(name) in fitted:  # two orders of one set
             raise BundleError(f"{where}: mask gains for {method} on {sorted(sources)} twice")
-        fitted.add((method, frozenset(sources)))
+        fitted.add(gains_set(name))
         try:
             BandGains.from_manifest(entry, sources)
         except (KeyError, TypeError, ValueError) as exc:

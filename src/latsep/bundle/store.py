@@ -25,11 +25,11 @@ from latsep.bundle.manifest import (
     VIEW_PREFIX,
     BundleError,
     check_view_tables,
+    gains_set,
     listed_files,
     prior_file,
     served_methods,
     sha256_of,
-    split_gains_name,
     split_table_name,
     table_file,
     table_shape,
@@ -340,15 +340,10 @@ def set_mask_gains(path: str | Path, name: str, entry: Mapping[str, Any]) -> dic
     root = Path(path)
     manifest = _read_manifest(root)
     validate_manifest(manifest, root, sample_rate=None)
-
-    def fitted_for(key: str) -> tuple[str, frozenset[str]]:
-        method, sources = split_gains_name(key)
-        return method, frozenset(sources)
-
     gains = {
         key: value
         for key, value in manifest.get("mask_gains", {}).items()
-        if fitted_for(key) != fitted_for(name)
+        if gains_set(key) != gains_set(name)
     }
     gains[name] = dict(entry)
     manifest["mask_gains"] = gains

@@ -218,21 +218,13 @@ def consensus_power(
 
 
 def estimate_masks(
-    estimates: np.ndarray,
-    sample_rate: int,
-    n_fft: int = 1024,
-    hop_length: int = 256,
-    weights: torch.Tensor | None = None,
-    smoothing: Smoothing = SMOOTH_FRAMES,
-    gains: torch.Tensor | None = None,
+    estimates: np.ndarray, sample_rate: int, n_fft: int = 1024, hop_length: int = 256
 ) -> MaskGrid:
-    """Masks from whole decoded sources (`consensus_power`); uniform 1/N where all are
-    silent. weights (N, F, T) on the grid multiply each source's power first
-    (`hpss.MaskPrior`), then gains (N, F, 1) by bin (`masks_from_power`)."""
-    power, stft = consensus_power(estimates, sample_rate, n_fft, hop_length, smoothing)
-    if weights is not None:
-        power = power * weights
-    return MaskGrid(masks_from_power(power, stft, gains), stft)
+    """Masks from whole decoded sources (`consensus_power`, one time average for all);
+    uniform 1/N where all are silent. The service's masks, with their prior, per-source
+    averages and gains, are `consistency.wiener_stems`'s."""
+    power, stft = consensus_power(estimates, sample_rate, n_fft, hop_length)
+    return MaskGrid(masks_from_power(power, stft), stft)
 
 
 def grid_stft(signals: np.ndarray, stft: StftGrid) -> torch.Tensor:
